@@ -1,0 +1,10 @@
+// drizzle-kit: generates SQL migrations from src/db/schema.ts into migrations/.
+import { defineConfig } from 'drizzle-kit';
+
+export default defineConfig({
+  dialect: 'postgresql',
+  schema: './src/db/schema.ts',
+  out: './migrations',
+  dbCredentials: { url: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres' },
+  strict: true,
+});

@@ -1,0 +1,246 @@
+// Configuration: read once from the environment, validated by one TypeBox schema, frozen.
+import { type Static, Type } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+
+const Seconds = (defaultValue: number, minimum = 1) =>
+  Type.Integer({ minimum, default: defaultValue, description: 'seconds' });
+const Count = (defaultValue: number) => Type.Integer({ minimum: 1, default: defaultValue });
+
+/** Every environment variable the service reads, with its default. */
+export const EnvSchema = Type.Object({
+  NODE_ENV: Type.Union([Type.Literal('development'), Type.Literal('production'), Type.Literal('test')], {
+    default: 'development',
+  }),
+  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
+  HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),
+  LOG_LEVEL: Type.Union(
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => Type.Literal(level)),
+    { default: 'info' },
+  ),
+  DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://', description: 'a postgres:// URL' })),
+  DATA_DIR: Type.String({ minLength: 1, default: './data' }),
+  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'a redis:// or rediss:// URL' })),
+  REDIS_KEY_PREFIX: Type.String({ default: 'auth:' }),
+  KEYS_DIR: Type.String({ minLength: 1, default: 'keys' }),
+  ISSUER: Type.String({
+    pattern: '^https?://[^\\s]+$',
+    default: 'http://localhost:3000',
+    description: 'an http(s) URL',
+  }),
+  AUDIENCE: Type.Optional(Type.String({ minLength: 1 })),
+  JWT_ALG: Type.Union([Type.Literal('RS256'), Type.Literal('ES256'), Type.Literal('EdDSA')], { default: 'RS256' }),
+  ACCESS_TOKEN_TTL: Seconds(900),
+  REFRESH_TOKEN_TTL: Seconds(1_209_600),
+  SESSION_MAX_AGE: Seconds(2_592_000),
+  REFRESH_REUSE_INTERVAL: Seconds(10, 0),
+  CLOCK_TOLERANCE: Seconds(30, 0),
+  JWKS_MAX_AGE: Seconds(600, 0),
+  KEY_ACTIVATION_DELAY: Type.Optional(Seconds(900, 0)),
+  COOKIE_SECURE: Type.Boolean({ default: true }),
+  REVOCATION_FEED_TOKEN: Type.Optional(
+    Type.String({ minLength: 32, description: 'a secret of at least 32 characters' }),
+  ),
+  CORS_ORIGINS: Type.String({ default: '' }),
+  TRUST_PROXY: Type.String({ default: 'false' }),
+  RATE_LIMIT_ENABLED: Type.Boolean({ default: true }),
+  RATE_LIMIT_LOGIN_PER_IP: Count(10),
+  RATE_LIMIT_LOGIN_FAILURES: Count(5),
+  RATE_LIMIT_ACCOUNT_FAILURES: Count(100),
+  RATE_LIMIT_REGISTER_PER_IP: Count(20),
+  RATE_LIMIT_REFRESH_PER_IP: Count(20),
+  ARGON2_MEMORY_KIB: Type.Integer({ minimum: 19_456, default: 19_456 }),
+  ARGON2_TIME_COST: Type.Integer({ minimum: 2, default: 2 }),
+  ARGON2_PARALLELISM: Type.Integer({ minimum: 1, maximum: 16, default: 1 }),
+  PRUNE_INTERVAL: Seconds(3600, 0),
+});
+export type Env = Static<typeof EnvSchema>;
+
+export type TrustProxy = boolean | number | string[];
+
+export interface Config {
+  env: Env['NODE_ENV'];
+  isProduction: boolean;
+  port: number;
+  host: string;
+  logLevel: Env['LOG_LEVEL'];
+  /** Unset: embedded PGlite in `dataDir`. */
+  databaseUrl: string | undefined;
+  dataDir: string;
+  /** Unset: embedded store in `dataDir`. */
+  redisUrl: string | undefined;
+  redisKeyPrefix: string;
+  keysDir: string;
+  issuer: string;
+  audience: string;
+  jwtAlgorithm: Env['JWT_ALG'];
+  accessTokenTtl: number;
+  refreshTokenTtl: number;
+  sessionMaxAge: number;
+  refreshReuseInterval: number;
+  clockTolerance: number;
+  jwksMaxAge: number;
+  keyActivationDelay: number;
+  cookieSecure: boolean;
+  revocationFeedToken: string | undefined;
+  corsOrigins: string[];
+  trustProxy: TrustProxy;
+  rateLimit: {
+    enabled: boolean;
+    loginPerIp: number;
+    loginFailures: number;
+    accountFailures: number;
+    registerPerIp: number;
+    refreshPerIp: number;
+  };
+  argon2: { memoryCost: number; timeCost: number; parallelism: number };
+  pruneInterval: number;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((problem) => `  ${problem}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const envKeys = Object.keys(EnvSchema.properties) as (keyof Env)[];
+
+/** Reads and validates the environment; throws one ConfigError naming every bad variable. */
+export function loadConfig(source: Record<string, string | undefined> = process.env): Config {
+  // Empty strings count as unset, so `FOO=` in a .env file falls back to the default.
+  const raw: Record<string, unknown> = {};
+  for (const key of envKeys) {
+    const value = source[key]?.trim();
+    if (value !== undefined && value !== '') raw[key] = value;
+  }
+  const env = Value.Convert(EnvSchema, Value.Default(EnvSchema, raw)) as Env;
+
+  const problems: string[] = [];
+  const seen = new Set<string>();
+  for (const error of Value.Errors(EnvSchema, env)) {
+    const key = error.path.slice(1).split('/')[0] ?? '';
+    if (seen.has(key)) continue;
+    seen.add(key);
+    problems.push(`${key}=${JSON.stringify(raw[key])}: ${describe(key as keyof Env, error.message)}`);
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  const check = (ok: boolean, problem: string) => {
+    if (!ok) problems.push(problem);
+  };
+  check(urlParses(env.DATABASE_URL), `DATABASE_URL: not a valid URL`);
+  check(urlParses(env.REDIS_URL), `REDIS_URL: not a valid URL`);
+  check(urlParses(env.ISSUER), `ISSUER=${JSON.stringify(env.ISSUER)}: not a valid URL`);
+  const corsOrigins = splitList(env.CORS_ORIGINS);
+  for (const origin of corsOrigins) {
+    check(isOrigin(origin), `CORS_ORIGINS: ${JSON.stringify(origin)} is not an origin like https://app.example.com`);
+  }
+  const trustProxy = parseTrustProxy(env.TRUST_PROXY);
+  check(
+    trustProxy !== undefined,
+    `TRUST_PROXY=${JSON.stringify(env.TRUST_PROXY)}: expected true, false, a hop count, or addresses/CIDRs`,
+  );
+  check(
+    env.REFRESH_TOKEN_TTL <= env.SESSION_MAX_AGE,
+    `REFRESH_TOKEN_TTL: ${env.REFRESH_TOKEN_TTL} exceeds SESSION_MAX_AGE ${env.SESSION_MAX_AGE}`,
+  );
+  check(env.ACCESS_TOKEN_TTL < env.REFRESH_TOKEN_TTL, `ACCESS_TOKEN_TTL: must be shorter than REFRESH_TOKEN_TTL`);
+
+  const isProduction = env.NODE_ENV === 'production';
+  if (isProduction) {
+    // Embedded stores are single-process and insecure cookies are for plain-HTTP development only.
+    check(env.DATABASE_URL !== undefined, 'DATABASE_URL: required when NODE_ENV=production');
+    check(env.REDIS_URL !== undefined, 'REDIS_URL: required when NODE_ENV=production');
+    check(env.COOKIE_SECURE, 'COOKIE_SECURE: must be true when NODE_ENV=production');
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  return Object.freeze({
+    env: env.NODE_ENV,
+    isProduction,
+    port: env.PORT,
+    host: env.HOST,
+    logLevel: env.LOG_LEVEL,
+    databaseUrl: env.DATABASE_URL,
+    dataDir: env.DATA_DIR,
+    redisUrl: env.REDIS_URL,
+    redisKeyPrefix: env.REDIS_KEY_PREFIX,
+    keysDir: env.KEYS_DIR,
+    issuer: env.ISSUER,
+    audience: env.AUDIENCE ?? env.ISSUER,
+    jwtAlgorithm: env.JWT_ALG,
+    accessTokenTtl: env.ACCESS_TOKEN_TTL,
+    refreshTokenTtl: env.REFRESH_TOKEN_TTL,
+    sessionMaxAge: env.SESSION_MAX_AGE,
+    refreshReuseInterval: env.REFRESH_REUSE_INTERVAL,
+    clockTolerance: env.CLOCK_TOLERANCE,
+    jwksMaxAge: env.JWKS_MAX_AGE,
+    // A new key is published this long before it signs, so every cached JWKS has seen it.
+    keyActivationDelay: env.KEY_ACTIVATION_DELAY ?? env.JWKS_MAX_AGE + 300,
+    cookieSecure: env.COOKIE_SECURE,
+    revocationFeedToken: env.REVOCATION_FEED_TOKEN,
+    corsOrigins,
+    trustProxy: trustProxy as TrustProxy,
+    rateLimit: {
+      enabled: env.RATE_LIMIT_ENABLED,
+      loginPerIp: env.RATE_LIMIT_LOGIN_PER_IP,
+      loginFailures: env.RATE_LIMIT_LOGIN_FAILURES,
+      accountFailures: env.RATE_LIMIT_ACCOUNT_FAILURES,
+      registerPerIp: env.RATE_LIMIT_REGISTER_PER_IP,
+      refreshPerIp: env.RATE_LIMIT_REFRESH_PER_IP,
+    },
+    argon2: {
+      memoryCost: env.ARGON2_MEMORY_KIB,
+      timeCost: env.ARGON2_TIME_COST,
+      parallelism: env.ARGON2_PARALLELISM,
+    },
+    pruneInterval: env.PRUNE_INTERVAL,
+  });
+}
+
+function describe(key: keyof Env, schemaMessage: string): string {
+  const schema = EnvSchema.properties[key] as { type?: string; description?: string; anyOf?: { const: string }[] };
+  if (schema.anyOf) return `expected one of ${schema.anyOf.map((option) => option.const).join(', ')}`;
+  if (schema.type === 'integer') {
+    const bounds = schema as { minimum?: number; maximum?: number };
+    const range = bounds.maximum === undefined ? `>= ${bounds.minimum}` : `${bounds.minimum}..${bounds.maximum}`;
+    return `expected a whole number ${range}${schema.description ? ` (${schema.description})` : ''}`;
+  }
+  if (schema.type === 'boolean') return 'expected true or false';
+  return schema.description ? `expected ${schema.description}` : schemaMessage;
+}
+
+function urlParses(value: string | undefined): boolean {
+  if (value === undefined) return true;
+  try {
+    new URL(value);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function isOrigin(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return (url.protocol === 'http:' || url.protocol === 'https:') && url.origin === value;
+  } catch {
+    return false;
+  }
+}
+
+function splitList(value: string): string[] {
+  return value
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item !== '');
+}
+
+function parseTrustProxy(value: string): TrustProxy | undefined {
+  if (value === 'true') return true;
+  if (value === 'false') return false;
+  if (/^\d+$/.test(value)) return Number(value);
+  const addresses = splitList(value);
+  const addressOrCidr = /^[0-9a-fA-F:.]+(\/\d{1,3})?$/;
+  return addresses.length > 0 && addresses.every((address) => addressOrCidr.test(address)) ? addresses : undefined;
+}

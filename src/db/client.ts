@@ -1,0 +1,135 @@
+// Opens the database: a pg pool for DATABASE_URL, else PGlite in the data folder; applies migrations.
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { PGlite } from '@electric-sql/pglite';
+import { sql } from 'drizzle-orm';
+import { drizzle as drizzleNodePg } from 'drizzle-orm/node-postgres';
+import { migrate as migrateNodePg } from 'drizzle-orm/node-postgres/migrator';
+import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
+import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
+import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
+import pg from 'pg';
+import { schema } from './schema.js';
+
+export type Database = PgDatabase<PgQueryResultHKT, typeof schema>;
+/** A transaction or the database itself: repositories take either. */
+export type Executor = Parameters<Parameters<Database['transaction']>[0]>[0] | Database;
+
+export interface DatabaseHandle {
+  kind: 'postgres' | 'pglite';
+  db: Database;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export const migrationsFolder = fileURLToPath(new URL('../../migrations', import.meta.url));
+
+// Any number works; it only has to be the same for every instance of this service.
+const MIGRATION_LOCK_ID = 7_342_016_001;
+
+export async function openPostgres(databaseUrl: string, onIdleError: (error: Error) => void): Promise<DatabaseHandle> {
+  const pool = new pg.Pool({
+    connectionString: databaseUrl,
+    max: 10,
+    connectionTimeoutMillis: 2_000,
+    idleTimeoutMillis: 30_000,
+    query_timeout: 5_000,
+    statement_timeout: 5_000,
+  });
+  // An idle client losing its connection emits here; without a listener the process would crash.
+  pool.on('error', onIdleError);
+  const db = drizzleNodePg(pool, { schema }) as unknown as Database;
+  return {
+    kind: 'postgres',
+    db,
+    ping: async () => {
+      await pool.query('SELECT 1');
+    },
+    close: () => pool.end(),
+  };
+}
+
+export async function openPglite(dataDir: string): Promise<DatabaseHandle> {
+  const directory = path.resolve(dataDir, 'pglite');
+  await mkdir(directory, { recursive: true });
+  const client = await PGlite.create(directory);
+  const db = drizzlePglite(client, { schema }) as unknown as Database;
+  return {
+    kind: 'pglite',
+    db,
+    ping: async () => {
+      await client.query('SELECT 1');
+    },
+    close: () => client.close(),
+  };
+}
+
+/** Applies pending migrations. On Postgres, an advisory lock keeps concurrent instances from racing. */
+export async function migrateDatabase(handle: DatabaseHandle, databaseUrl?: string): Promise<void> {
+  if (handle.kind === 'pglite') {
+    await migratePglite(handle.db as never, { migrationsFolder });
+    return;
+  }
+  // One dedicated connection, so the lock and the migration share a session.
+  const client = new pg.Client({ connectionString: databaseUrl, connectionTimeoutMillis: 5_000 });
+  await client.connect();
+  try {
+    await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_ID]);
+    await migrateNodePg(drizzleNodePg(client), { migrationsFolder });
+  } finally {
+    await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_ID]).catch(() => undefined);
+    await client.end();
+  }
+}
+
+export async function openDatabase(
+  options: { databaseUrl: string | undefined; dataDir: string },
+  onIdleError: (error: Error) => void,
+): Promise<DatabaseHandle> {
+  const handle = options.databaseUrl
+    ? await openPostgres(options.databaseUrl, onIdleError)
+    : await openPglite(options.dataDir);
+  try {
+    await migrateDatabase(handle, options.databaseUrl);
+  } catch (error) {
+    await handle.close().catch(() => undefined);
+    throw error;
+  }
+  return handle;
+}
+
+const connectionErrorCodes = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EPIPE',
+  'EHOSTUNREACH',
+]);
+const connectionErrorMessages = [
+  'Connection terminated',
+  'timeout exceeded when trying to connect',
+  'Query read timeout',
+  'Client has encountered a connection error',
+  'Connection terminated unexpectedly',
+];
+
+/** True when an error (or one of its causes) means Postgres did not answer, rather than refused the query. */
+export function isPostgresUnavailable(error: unknown): boolean {
+  for (let current = error, depth = 0; current instanceof Error && depth < 5; current = current.cause, depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === 'string') {
+      // SQLSTATE class 08 (connection exception) and 57P0x (server shutting down / starting).
+      if (code.startsWith('08') || /^57P0[1-3]$/.test(code) || connectionErrorCodes.has(code)) return true;
+    }
+    if (connectionErrorMessages.some((message) => current instanceof Error && current.message.includes(message))) {
+      return true;
+    }
+    if (current instanceof AggregateError && current.errors.some(isPostgresUnavailable)) return true;
+  }
+  return false;
+}
+
+export { sql };

@@ -1,0 +1,120 @@
+// Drizzle tables for the whole contract: users, sessions, refresh tokens, security events, revocations.
+import { sql } from 'drizzle-orm';
+import { bigint, check, index, jsonb, pgTable, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+
+// Millisecond precision everywhere: the contract's same-second rules depend on it.
+const at = (name: string) => timestamp(name, { withTimezone: true, precision: 3, mode: 'date' });
+
+export const users = pgTable(
+  'users',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    email: text('email').notNull(),
+    passwordHash: text('password_hash').notNull(),
+    name: text('name'),
+    roles: text('roles').array().notNull().default(sql`ARRAY['user']::text[]`),
+    // Access tokens issued before this instant are rejected (role change, logout-all, password change).
+    tokensValidAfter: at('tokens_valid_after'),
+    createdAt: at('created_at').notNull().defaultNow(),
+    updatedAt: at('updated_at').notNull().defaultNow(),
+  },
+  (table) => [
+    // The database, not a prior SELECT, decides that an email is taken, whatever its case.
+    uniqueIndex('users_email_lower_key').on(sql`lower(${table.email})`),
+    index('users_created_at_id_idx').on(table.createdAt, table.id),
+    index('users_admins_idx').on(table.id).where(sql`'admin' = ANY(${table.roles})`),
+    check('users_roles_not_empty', sql`cardinality(${table.roles}) > 0`),
+  ],
+);
+
+export const sessions = pgTable(
+  'sessions',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    userId: uuid('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    createdAt: at('created_at').notNull().defaultNow(),
+    lastUsedAt: at('last_used_at').notNull().defaultNow(),
+    // Absolute lifetime: no refresh extends a session past this.
+    expiresAt: at('expires_at').notNull(),
+    revokedAt: at('revoked_at'),
+    userAgent: text('user_agent'),
+    ip: text('ip'),
+  },
+  (table) => [
+    index('sessions_user_id_created_at_idx').on(table.userId, table.createdAt),
+    index('sessions_expires_at_idx').on(table.expiresAt),
+  ],
+);
+
+export const refreshTokens = pgTable(
+  'refresh_tokens',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    sessionId: uuid('session_id')
+      .notNull()
+      .references(() => sessions.id, { onDelete: 'cascade' }),
+    parentId: uuid('parent_id'),
+    // SHA-256 of the opaque token, base64url. The token itself is never stored.
+    tokenHash: text('token_hash').notNull(),
+    issuedAt: at('issued_at').notNull().defaultNow(),
+    usedAt: at('used_at'),
+    expiresAt: at('expires_at').notNull(),
+    revokedAt: at('revoked_at'),
+  },
+  (table) => [
+    uniqueIndex('refresh_tokens_token_hash_key').on(table.tokenHash),
+    index('refresh_tokens_session_id_idx').on(table.sessionId),
+    index('refresh_tokens_expires_at_idx').on(table.expiresAt),
+  ],
+);
+
+export const securityEventTypes = [
+  'registered',
+  'login_succeeded',
+  'login_failed',
+  'refresh_token_reused',
+  'logged_out',
+  'logged_out_all',
+  'session_revoked',
+  'password_changed',
+  'roles_changed',
+  'user_deleted',
+  'rate_limited',
+] as const;
+export type SecurityEventType = (typeof securityEventTypes)[number];
+
+export const securityEvents = pgTable(
+  'security_events',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    // No foreign key: events outlive a deleted user, for audit.
+    userId: uuid('user_id'),
+    type: text('type').$type<SecurityEventType>().notNull(),
+    at: at('at').notNull().defaultNow(),
+    ip: text('ip'),
+    userAgent: text('user_agent'),
+    details: jsonb('details').$type<Record<string, unknown>>(),
+  },
+  (table) => [index('security_events_user_id_at_idx').on(table.userId, table.at, table.id)],
+);
+
+export const revocationKinds = ['jti', 'sid', 'sub'] as const;
+export type RevocationKind = (typeof revocationKinds)[number];
+
+/** Durable log of deny-list entries: the source of the revocation feed for resource servers. */
+export const revocations = pgTable(
+  'revocations',
+  {
+    id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+    kind: text('kind').$type<RevocationKind>().notNull(),
+    value: text('value').notNull(),
+    notBefore: at('not_before'),
+    expiresAt: at('expires_at').notNull(),
+    createdAt: at('created_at').notNull().defaultNow(),
+  },
+  (table) => [index('revocations_expires_at_idx').on(table.expiresAt)],
+);
+
+export const schema = { users, sessions, refreshTokens, securityEvents, revocations };

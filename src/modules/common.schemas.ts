@@ -1,0 +1,34 @@
+// Schemas shared by every module: the error body, ids, pagination.
+import { type Static, Type } from '@sinclair/typebox';
+
+export const ErrorSchema = Type.Object(
+  {
+    statusCode: Type.Integer(),
+    code: Type.String({ description: 'Stable machine-readable code, e.g. TOKEN_EXPIRED' }),
+    error: Type.String(),
+    message: Type.String(),
+  },
+  { $id: 'Error', description: 'Every error response has this shape' },
+);
+export type ErrorResponse = Static<typeof ErrorSchema>;
+
+/** Response schemas for the listed error statuses, all of the one error shape. */
+export function errorResponses(...statuses: number[]): Record<number, typeof ErrorSchema> {
+  return Object.fromEntries(statuses.map((status) => [status, ErrorSchema]));
+}
+
+export const IdParamsSchema = Type.Object({ id: Type.String({ format: 'uuid' }) });
+export type IdParams = Static<typeof IdParamsSchema>;
+
+export const PageQuerySchema = Type.Object(
+  {
+    limit: Type.Integer({ minimum: 1, maximum: 100, default: 20 }),
+    cursor: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 200, description: 'nextCursor of the previous page' }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type PageQuery = Static<typeof PageQuerySchema>;
+
+export const IsoDateTime = (description?: string) => Type.String({ format: 'date-time', description });

@@ -1,0 +1,66 @@
+// Liveness and readiness: ready only while Postgres and Redis (or their embedded stand-ins) answer.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { type Static, Type } from '@sinclair/typebox';
+
+const CheckSchema = Type.Union([Type.Literal('ok'), Type.Literal('down')]);
+const ReadySchema = Type.Object({
+  status: Type.Union([Type.Literal('ok'), Type.Literal('unavailable')]),
+  checks: Type.Object({ postgres: CheckSchema, redis: CheckSchema }),
+});
+type Ready = Static<typeof ReadySchema>;
+
+const PROBE_TIMEOUT_MS = 1_500;
+
+async function probe(check: () => Promise<void>): Promise<'ok' | 'down'> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error('timeout')), PROBE_TIMEOUT_MS);
+  });
+  try {
+    await Promise.race([check(), timeout]);
+    return 'ok';
+  } catch {
+    return 'down';
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  app.get(
+    '/health/live',
+    {
+      schema: {
+        tags: ['health'],
+        summary: 'The process is up',
+        response: { 200: Type.Object({ status: Type.Literal('ok') }) },
+      },
+    },
+    async () => ({ status: 'ok' as const }),
+  );
+
+  app.get(
+    '/health/ready',
+    {
+      schema: {
+        tags: ['health'],
+        summary: 'Postgres and Redis answer (503 names the one that does not)',
+        response: { 200: ReadySchema, 503: ReadySchema },
+      },
+    },
+    async (request, reply) => {
+      const [postgres, redis] = await Promise.all([probe(app.database.ping), probe(() => app.store.ping())]);
+      const body: Ready = {
+        status: postgres === 'ok' && redis === 'ok' ? 'ok' : 'unavailable',
+        checks: { postgres, redis },
+      };
+      if (body.status !== 'ok') request.log.warn({ checks: body.checks }, 'not ready');
+      return reply
+        .code(body.status === 'ok' ? 200 : 503)
+        .header('cache-control', 'no-store')
+        .send(body);
+    },
+  );
+};
+
+export default healthRoutes;

@@ -1,0 +1,29 @@
+// Decorates `db` (drizzle over pg or PGlite) and `database` (its health and kind); migrates at boot.
+import fp from 'fastify-plugin';
+import { type Database, type DatabaseHandle, openDatabase } from '../db/client.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    db: Database;
+    database: Pick<DatabaseHandle, 'kind' | 'ping'>;
+  }
+}
+
+export default fp(
+  async (app) => {
+    const { databaseUrl, dataDir } = app.config;
+    if (!databaseUrl) {
+      app.log.warn(
+        { dataDir },
+        '*** DATABASE_URL is not set: using embedded PGlite in the data folder. For development only; set DATABASE_URL in production. ***',
+      );
+    }
+    const handle = await openDatabase({ databaseUrl, dataDir }, (error) =>
+      app.log.warn({ err: error }, 'postgres connection lost'),
+    );
+    app.decorate('db', handle.db);
+    app.decorate('database', { kind: handle.kind, ping: handle.ping });
+    app.addHook('onClose', () => handle.close());
+  },
+  { name: 'db', dependencies: ['config'] },
+);

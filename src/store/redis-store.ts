@@ -1,0 +1,121 @@
+// Store on Redis: shared by every instance; each key's TTL ends its entry, so nothing needs pruning.
+import { Redis } from 'ioredis';
+import { DependencyUnavailable } from '../errors.js';
+import {
+  type CounterState,
+  counterKey,
+  denyKey,
+  type RevocationState,
+  type Store,
+  toRevocationState,
+} from './store.js';
+
+// Atomic so that concurrent hits never leave a counter without an expiry.
+const HIT_SCRIPT = `
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return {count, redis.call('PTTL', KEYS[1])}`;
+
+// Keeps the larger not-before, and the longer TTL, when two changes race.
+const RAISE_SCRIPT = `
+local current = tonumber(redis.call('GET', KEYS[1]))
+if current == nil or current < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+elseif redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 1`;
+
+interface ScriptedRedis extends Redis {
+  hitCounter(key: string, windowMs: number): Promise<[number, number]>;
+  raiseNotBefore(key: string, notBeforeMs: number, ttlMs: number): Promise<number>;
+}
+
+export interface RedisStoreOptions {
+  url: string;
+  keyPrefix: string;
+  onError: (error: Error) => void;
+}
+
+export class RedisStore implements Store {
+  readonly kind = 'redis';
+  readonly #redis: ScriptedRedis;
+
+  private constructor(redis: ScriptedRedis) {
+    this.#redis = redis;
+  }
+
+  /** Connects, but boots even if Redis is down: requests then fail closed (503) until it answers. */
+  static async open(options: RedisStoreOptions): Promise<RedisStore> {
+    const redis = new Redis(options.url, {
+      keyPrefix: options.keyPrefix,
+      lazyConnect: true,
+      enableAutoPipelining: true,
+      connectTimeout: 2_000,
+      commandTimeout: 1_000,
+      maxRetriesPerRequest: 1,
+      // Fail at once while disconnected instead of queueing requests behind a dead server.
+      enableOfflineQueue: false,
+      retryStrategy: (attempt) => Math.min(attempt * 100, 2_000),
+    }) as ScriptedRedis;
+    redis.defineCommand('hitCounter', { numberOfKeys: 1, lua: HIT_SCRIPT });
+    redis.defineCommand('raiseNotBefore', { numberOfKeys: 1, lua: RAISE_SCRIPT });
+    redis.on('error', options.onError);
+    await redis.connect().catch(options.onError);
+    return new RedisStore(redis);
+  }
+
+  async #run<T>(command: () => Promise<T>): Promise<T> {
+    try {
+      return await command();
+    } catch (error) {
+      throw new DependencyUnavailable('redis', error);
+    }
+  }
+
+  async revokeToken(jti: string, ttlMs: number): Promise<void> {
+    await this.#run(() => this.#redis.set(denyKey.token(jti), '1', 'PX', positive(ttlMs)));
+  }
+
+  async revokeSession(sid: string, ttlMs: number): Promise<void> {
+    await this.#run(() => this.#redis.set(denyKey.session(sid), '1', 'PX', positive(ttlMs)));
+  }
+
+  async revokeUserTokensBefore(sub: string, notBeforeMs: number, ttlMs: number): Promise<void> {
+    await this.#run(() => this.#redis.raiseNotBefore(denyKey.user(sub), notBeforeMs, positive(ttlMs)));
+  }
+
+  async revocationState(jti: string, sid: string, sub: string): Promise<RevocationState> {
+    const [token, session, user] = await this.#run(() =>
+      this.#redis.mget(denyKey.token(jti), denyKey.session(sid), denyKey.user(sub)),
+    );
+    return toRevocationState(token ?? null, session ?? null, user ?? null);
+  }
+
+  async hit(key: string, windowMs: number): Promise<CounterState> {
+    const [count, ttl] = await this.#run(() => this.#redis.hitCounter(counterKey(key), positive(windowMs)));
+    return { count, resetInMs: Math.max(ttl, 0) };
+  }
+
+  async peek(key: string): Promise<CounterState> {
+    const [count, ttl] = await this.#run(() =>
+      Promise.all([this.#redis.get(counterKey(key)), this.#redis.pttl(counterKey(key))]),
+    );
+    return { count: count === null ? 0 : Number(count), resetInMs: Math.max(ttl, 0) };
+  }
+
+  async reset(key: string): Promise<void> {
+    await this.#run(() => this.#redis.del(counterKey(key)));
+  }
+
+  async ping(): Promise<void> {
+    await this.#run(() => this.#redis.ping());
+  }
+
+  async close(): Promise<void> {
+    await this.#redis.quit().catch(() => this.#redis.disconnect());
+  }
+}
+
+// Redis rejects PX 0; an entry that should already be gone gets the shortest life instead.
+const positive = (ms: number) => Math.max(1, Math.ceil(ms));
