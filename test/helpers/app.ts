@@ -1,0 +1,79 @@
+// Builds the real app for a test file: its own database, Redis key prefix and key folder.
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Redis } from 'ioredis';
+import { type App, buildApp } from '../../src/app.js';
+import type { Clock } from '../../src/clock.js';
+import { type Config, loadConfig } from '../../src/config.js';
+import { generatePrivateKeyPem } from '../../src/keys/key-ring.js';
+import { createTestDatabase } from './database.js';
+import { testServers } from './servers.js';
+
+/** The subset of a tap Test the helpers use. */
+export interface Teardown {
+  teardown(fn: () => unknown): void;
+}
+
+export interface TestApp {
+  app: App;
+  config: Config;
+  /** Redis client on the same server, without the app's prefix (use `redisKey` to address the app's keys). */
+  redis: Redis;
+  redisKey(key: string): string;
+  databaseUrl: string;
+}
+
+let sharedKeyPem: string | undefined;
+
+/** A key folder holding one RSA key, generated once per process (key generation is slow). */
+export async function makeKeysDir(t: Teardown, pem?: string): Promise<string> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'auth-keys-'));
+  sharedKeyPem ??= generatePrivateKeyPem('RS256');
+  await writeFile(path.join(dir, 'test.pem'), pem ?? sharedKeyPem, { mode: 0o600 });
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+export interface TestAppOptions {
+  env?: Record<string, string>;
+  clock?: Clock;
+  /** Reuse a database (e.g. to restart the app on the same data); by default each call makes a new one. */
+  databaseUrl?: string;
+  keysDir?: string;
+  redisKeyPrefix?: string;
+}
+
+export async function buildTestApp(t: Teardown, options: TestAppOptions = {}): Promise<TestApp> {
+  const servers = await testServers();
+  let databaseUrl = options.databaseUrl;
+  if (!databaseUrl) {
+    const database = await createTestDatabase(servers.databaseUrl);
+    t.teardown(() => database.drop());
+    databaseUrl = database.url;
+  }
+  const redisKeyPrefix = options.redisKeyPrefix ?? `test:${randomBytes(6).toString('hex')}:`;
+  const config = loadConfig({
+    NODE_ENV: 'test',
+    LOG_LEVEL: 'silent',
+    DATABASE_URL: databaseUrl,
+    REDIS_URL: servers.redisUrl,
+    REDIS_KEY_PREFIX: redisKeyPrefix,
+    KEYS_DIR: options.keysDir ?? (await makeKeysDir(t)),
+    ISSUER: 'http://auth.test',
+    RATE_LIMIT_ENABLED: 'false',
+    PRUNE_INTERVAL: '0',
+    ...options.env,
+  });
+  const app = await buildApp(config, { clock: options.clock, logger: false });
+  const redis = new Redis(servers.redisUrl, { lazyConnect: true });
+  await redis.connect();
+  t.teardown(async () => {
+    await app.close();
+    const keys = await redis.keys(`${redisKeyPrefix}*`);
+    if (keys.length > 0) await redis.del(...keys);
+    await redis.quit();
+  });
+  return { app, config, redis, redisKey: (key) => `${redisKeyPrefix}${key}`, databaseUrl };
+}
