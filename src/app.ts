@@ -10,13 +10,18 @@ import Fastify, {
 } from 'fastify';
 import { type Clock, systemClock } from './clock.js';
 import type { Config } from './config.js';
+import authRoutes from './modules/auth/auth.routes.js';
 import healthRoutes from './modules/health/health.routes.js';
 import jwksRoutes from './modules/jwks/jwks.routes.js';
+import usersRoutes from './modules/users/users.routes.js';
+import accessTokensPlugin from './plugins/access-tokens.js';
+import authenticatePlugin from './plugins/authenticate.js';
 import configPlugin from './plugins/config.js';
 import dbPlugin from './plugins/db.js';
 import docsPlugin from './plugins/docs.js';
 import errorHandlerPlugin from './plugins/error-handler.js';
 import keysPlugin from './plugins/keys.js';
+import passwordsPlugin from './plugins/passwords.js';
 import securityPlugin from './plugins/security.js';
 import storePlugin from './plugins/store.js';
 
@@ -82,9 +87,14 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(dbPlugin);
   await app.register(storePlugin);
   await app.register(keysPlugin);
+  await app.register(passwordsPlugin);
+  await app.register(accessTokensPlugin);
+  await app.register(authenticatePlugin);
 
   await app.register(healthRoutes);
   await app.register(jwksRoutes);
+  await app.register(authRoutes);
+  await app.register(usersRoutes);
 
   await app.ready();
   return app;

@@ -8,7 +8,7 @@ export const ErrorSchema = Type.Object(
     error: Type.String(),
     message: Type.String(),
   },
-  { $id: 'Error', description: 'Every error response has this shape' },
+  { description: 'Every error response has this shape' },
 );
 export type ErrorResponse = Static<typeof ErrorSchema>;
 

@@ -1,0 +1,46 @@
+// Request and response schemas of the token-issuing routes.
+import { type Static, Type } from '@sinclair/typebox';
+import { UserSchema } from '../users/users.schemas.js';
+
+export const EmailSchema = Type.String({
+  format: 'email',
+  maxLength: 254,
+  description: 'Trimmed; compared case-insensitively',
+});
+// The policy (8-128 code points after NFKC) is checked by the service, answering PASSWORD_TOO_WEAK; the body
+// limit bounds the raw value.
+export const PasswordSchema = Type.String({ description: '8 to 128 characters after NFKC normalisation' });
+export const TransportSchema = Type.Union([Type.Literal('body'), Type.Literal('cookie')], {
+  description: '`cookie` sets HttpOnly cookies and omits the tokens from the body',
+});
+export type Transport = Static<typeof TransportSchema>;
+
+export const RegisterBodySchema = Type.Object(
+  {
+    email: EmailSchema,
+    password: PasswordSchema,
+    name: Type.Optional(Type.Union([Type.String({ maxLength: 100, description: 'Trimmed' }), Type.Null()])),
+  },
+  { additionalProperties: false },
+);
+export type RegisterBody = Static<typeof RegisterBodySchema>;
+
+export const LoginBodySchema = Type.Object(
+  {
+    email: EmailSchema,
+    password: Type.String({ maxLength: 4096 }),
+    transport: Type.Optional(TransportSchema),
+  },
+  { additionalProperties: false },
+);
+export type LoginBody = Static<typeof LoginBodySchema>;
+
+export const TokenResponseSchema = Type.Object({
+  accessToken: Type.Optional(Type.String({ description: 'Absent with the cookie transport' })),
+  tokenType: Type.Literal('Bearer'),
+  expiresIn: Type.Integer({ description: 'Access token lifetime, seconds' }),
+  refreshToken: Type.Optional(Type.String({ description: 'Absent with the cookie transport' })),
+  refreshExpiresIn: Type.Integer({ description: 'Refresh token lifetime, seconds' }),
+  user: UserSchema,
+});
+export type TokenResponse = Static<typeof TokenResponseSchema>;

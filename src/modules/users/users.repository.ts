@@ -1,0 +1,94 @@
+// SQL for users. Reads project the public columns; only the credential lookup touches the hash.
+import { eq, sql } from 'drizzle-orm';
+import type { Executor } from '../../db/client.js';
+import { isUniqueViolation } from '../../db/errors.js';
+import { users } from '../../db/schema.js';
+import { EmailTaken } from '../../errors.js';
+import type { User } from './users.schemas.js';
+
+const publicColumns = {
+  id: users.id,
+  email: users.email,
+  name: users.name,
+  roles: users.roles,
+  createdAt: users.createdAt,
+  updatedAt: users.updatedAt,
+};
+
+export type UserRow = {
+  id: string;
+  email: string;
+  name: string | null;
+  roles: string[];
+  createdAt: Date;
+  updatedAt: Date;
+};
+
+export function toUser(row: UserRow): User {
+  return {
+    id: row.id,
+    email: row.email,
+    name: row.name,
+    roles: row.roles,
+    createdAt: row.createdAt.toISOString(),
+    updatedAt: row.updatedAt.toISOString(),
+  };
+}
+
+/** Inserts a user; the unique index on lower(email) decides a race, answered as EMAIL_TAKEN. */
+export async function insertUser(
+  db: Executor,
+  values: { email: string; passwordHash: string; name: string | null; roles?: string[]; at: Date },
+): Promise<UserRow> {
+  try {
+    const [row] = await db
+      .insert(users)
+      .values({
+        email: values.email,
+        passwordHash: values.passwordHash,
+        name: values.name,
+        roles: values.roles ?? ['user'],
+        createdAt: values.at,
+        updatedAt: values.at,
+      })
+      .returning(publicColumns);
+    return row as UserRow;
+  } catch (error) {
+    if (isUniqueViolation(error, 'users_email_lower_key')) throw new EmailTaken();
+    throw error;
+  }
+}
+
+export async function findCredentialsByEmail(
+  db: Executor,
+  email: string,
+): Promise<(UserRow & { passwordHash: string }) | undefined> {
+  const [row] = await db
+    .select({ ...publicColumns, passwordHash: users.passwordHash })
+    .from(users)
+    .where(eq(sql`lower(${users.email})`, email.toLowerCase()));
+  return row;
+}
+
+export async function findUserById(db: Executor, id: string): Promise<UserRow | undefined> {
+  const [row] = await db.select(publicColumns).from(users).where(eq(users.id, id));
+  return row;
+}
+
+export async function findPasswordHash(db: Executor, id: string): Promise<string | undefined> {
+  const [row] = await db.select({ passwordHash: users.passwordHash }).from(users).where(eq(users.id, id));
+  return row?.passwordHash;
+}
+
+/** `touchedAt` null: a silent rehash that leaves `updatedAt` alone. */
+export async function updatePasswordHash(
+  db: Executor,
+  id: string,
+  passwordHash: string,
+  touchedAt: Date | null,
+): Promise<void> {
+  await db
+    .update(users)
+    .set(touchedAt ? { passwordHash, updatedAt: touchedAt } : { passwordHash })
+    .where(eq(users.id, id));
+}
