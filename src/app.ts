@@ -13,6 +13,7 @@ import type { Config } from './config.js';
 import authRoutes from './modules/auth/auth.routes.js';
 import healthRoutes from './modules/health/health.routes.js';
 import jwksRoutes from './modules/jwks/jwks.routes.js';
+import sessionsRoutes from './modules/sessions/sessions.routes.js';
 import usersRoutes from './modules/users/users.routes.js';
 import accessTokensPlugin from './plugins/access-tokens.js';
 import authenticatePlugin from './plugins/authenticate.js';
@@ -22,7 +23,9 @@ import docsPlugin from './plugins/docs.js';
 import errorHandlerPlugin from './plugins/error-handler.js';
 import keysPlugin from './plugins/keys.js';
 import passwordsPlugin from './plugins/passwords.js';
+import revocationsPlugin from './plugins/revocations.js';
 import securityPlugin from './plugins/security.js';
+import servicesPlugin from './plugins/services.js';
 import storePlugin from './plugins/store.js';
 
 export interface BuildOptions {
@@ -90,10 +93,13 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(passwordsPlugin);
   await app.register(accessTokensPlugin);
   await app.register(authenticatePlugin);
+  await app.register(revocationsPlugin);
+  await app.register(servicesPlugin);
 
   await app.register(healthRoutes);
   await app.register(jwksRoutes);
   await app.register(authRoutes);
+  await app.register(sessionsRoutes);
   await app.register(usersRoutes);
 
   await app.ready();

@@ -11,3 +11,8 @@ export function trimBodyFields(...fields: string[]) {
     }
   };
 }
+
+/** A preValidation hook for routes whose body is optional: no body at all validates as `{}`. */
+export async function optionalBody(request: FastifyRequest): Promise<void> {
+  request.body ??= {};
+}

@@ -1,17 +1,26 @@
-// Public token-issuing routes: register and login.
+// Public token routes: register, login, refresh, logout.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import { RefreshTokenInvalid, TokenInvalid, TokenMissing } from '../../errors.js';
 import { requestContext } from '../../lib/request-context.js';
-import { trimBodyFields } from '../../lib/trim-body.js';
+import { optionalBody, trimBodyFields } from '../../lib/trim-body.js';
+import type { VerifiedAccessToken } from '../../plugins/access-tokens.js';
+import { presentedAccessToken } from '../../plugins/authenticate.js';
 import { errorResponses } from '../common.schemas.js';
 import { UserEnvelopeSchema } from '../users/users.schemas.js';
-import { LoginBodySchema, RegisterBodySchema, TokenResponseSchema } from './auth.schemas.js';
-import { AuthService } from './auth.service.js';
-import { TokenService } from './tokens.service.js';
+import {
+  LoginBodySchema,
+  LogoutBodySchema,
+  RefreshBodySchema,
+  RegisterBodySchema,
+  TokenResponseSchema,
+} from './auth.schemas.js';
+import { assertCsrf, clearSessionCookies, cookieNames } from './cookie-policy.js';
 import { tokenResponse } from './transport.js';
 
 const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const tokens = new TokenService(app.accessTokens, app.config, app.clock);
-  const auth = new AuthService({ db: app.db, passwords: app.passwords, tokens, clock: app.clock, log: app.log });
+  const { services, accessTokens, config } = app;
+  const cookies = cookieNames(config.cookieSecure);
 
   app.post(
     '/auth/register',
@@ -25,7 +34,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      const user = await auth.register(request.body, requestContext(request));
+      const user = await services.auth.register(request.body, requestContext(request));
       return reply.code(201).send({ user });
     },
   );
@@ -42,8 +51,70 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      const { user, tokens: issued } = await auth.login(request.body, requestContext(request));
-      return tokenResponse(reply, issued, user, request.body.transport ?? 'body');
+      const { user, tokens } = await services.auth.login(request.body, requestContext(request));
+      return tokenResponse(reply, tokens, user, request.body.transport ?? 'body');
+    },
+  );
+
+  app.post(
+    '/auth/refresh',
+    {
+      preValidation: optionalBody,
+      schema: {
+        tags: ['auth'],
+        summary: 'Rotate a refresh token for a new pair (body token, or refresh cookie + X-CSRF-Token)',
+        body: RefreshBodySchema,
+        response: { 200: TokenResponseSchema, ...errorResponses(400, 401, 403, 413, 415, 429, 503) },
+      },
+    },
+    async (request, reply) => {
+      const fromBody = request.body.refreshToken;
+      const fromCookie = request.cookies[cookies.refresh];
+      const presented = fromBody ?? fromCookie;
+      if (!presented) throw new RefreshTokenInvalid();
+      if (!fromBody) assertCsrf(request, config.cookieSecure);
+      const { user, tokens } = await services.tokens.refresh(presented, requestContext(request));
+      return tokenResponse(reply, tokens, user, request.body.transport ?? (fromBody ? 'body' : 'cookie'));
+    },
+  );
+
+  app.post(
+    '/auth/logout',
+    {
+      preValidation: optionalBody,
+      schema: {
+        tags: ['auth'],
+        summary: 'End the session of the presented credential (refresh token, access token, or cookies); idempotent',
+        body: LogoutBodySchema,
+        response: { 204: Type.Null(), ...errorResponses(400, 401, 403, 413, 415, 503) },
+      },
+    },
+    async (request, reply) => {
+      const presentedAccess = presentedAccessToken(request, config.cookieSecure);
+      let accessToken: string | undefined;
+      let refreshToken: string | undefined;
+      if (presentedAccess?.via === 'header' || request.body.refreshToken) {
+        // Explicit credentials: cookies riding along are ignored, and no CSRF header is needed.
+        accessToken = presentedAccess?.via === 'header' ? presentedAccess.token : undefined;
+        refreshToken = request.body.refreshToken;
+      } else {
+        accessToken = presentedAccess?.token;
+        refreshToken = request.cookies[cookies.refresh];
+        if (accessToken || refreshToken) assertCsrf(request, config.cookieSecure);
+      }
+      if (!accessToken && !refreshToken) throw new TokenMissing();
+      let verified: VerifiedAccessToken | undefined;
+      if (accessToken) {
+        try {
+          // Expired or already revoked tokens still log out; forged ones do not.
+          verified = await accessTokens.verify(accessToken, { ignoreExpiration: true });
+        } catch (error) {
+          if (!(error instanceof TokenInvalid) || !refreshToken) throw error;
+        }
+      }
+      await services.sessions.logout({ accessToken: verified, refreshToken }, requestContext(request));
+      clearSessionCookies(reply, config.cookieSecure);
+      return reply.code(204).send(null);
     },
   );
 };

@@ -44,3 +44,23 @@ export const TokenResponseSchema = Type.Object({
   user: UserSchema,
 });
 export type TokenResponse = Static<typeof TokenResponseSchema>;
+
+const RefreshTokenSchema = Type.String({ minLength: 1, maxLength: 512 });
+
+export const RefreshBodySchema = Type.Object(
+  {
+    refreshToken: Type.Optional({
+      ...RefreshTokenSchema,
+      description: 'Else the refresh cookie (then X-CSRF-Token is required)',
+    }),
+    transport: Type.Optional(TransportSchema),
+  },
+  { additionalProperties: false, description: 'May be omitted when the refresh cookie is sent' },
+);
+export type RefreshBody = Static<typeof RefreshBodySchema>;
+
+export const LogoutBodySchema = Type.Object(
+  { refreshToken: Type.Optional(RefreshTokenSchema) },
+  { additionalProperties: false, description: 'May be omitted when an access token or the refresh cookie is sent' },
+);
+export type LogoutBody = Static<typeof LogoutBodySchema>;

@@ -1,11 +1,26 @@
-// Issues token pairs: the access token, and the opaque refresh token whose SHA-256 alone is stored.
+// Issues and refreshes token pairs: the access token, and the opaque refresh token whose SHA-256 alone is stored.
+import type { FastifyBaseLogger } from 'fastify';
 import type { Clock } from '../../clock.js';
 import type { Config } from '../../config.js';
-import type { Executor } from '../../db/client.js';
+import type { Database, Executor } from '../../db/client.js';
+import { RefreshTokenInvalid, RefreshTokenReused } from '../../errors.js';
 import { randomToken, sha256 } from '../../lib/ids.js';
 import type { RequestContext } from '../../lib/request-context.js';
 import type { AccessTokens } from '../../plugins/access-tokens.js';
-import { insertRefreshToken, insertSession } from '../sessions/sessions.repository.js';
+import type { RevocationService } from '../revocations/revocations.service.js';
+import { recordSecurityEvent } from '../security-events/security-events.service.js';
+import {
+  findSessionIdByTokenHash,
+  insertRefreshToken,
+  insertSession,
+  lockRefreshToken,
+  lockSession,
+  markRefreshTokenUsed,
+  revokeSessionRow,
+  touchSession,
+} from '../sessions/sessions.repository.js';
+import { findUserForTokens, toUser } from '../users/users.repository.js';
+import type { User } from '../users/users.schemas.js';
 
 export interface IssuedTokens {
   accessToken: string;
@@ -24,35 +39,95 @@ export interface TokenSubject {
   roles: string[];
 }
 
+export interface TokenServiceDeps {
+  db: Database;
+  accessTokens: AccessTokens;
+  revocations: RevocationService;
+  config: Pick<Config, 'refreshTokenTtl' | 'sessionMaxAge' | 'refreshReuseInterval'>;
+  clock: Clock;
+  log: FastifyBaseLogger;
+}
+
+type RefreshOutcome = { kind: 'issued'; user: User; tokens: IssuedTokens } | { kind: 'invalid' } | { kind: 'reused' };
+
 export class TokenService {
-  constructor(
-    private readonly accessTokens: AccessTokens,
-    private readonly config: Pick<Config, 'refreshTokenTtl' | 'sessionMaxAge'>,
-    private readonly clock: Clock,
-  ) {}
+  constructor(private readonly deps: TokenServiceDeps) {}
 
   /** Opens a session and issues its first pair. */
   async startSession(db: Executor, user: TokenSubject, context: RequestContext): Promise<IssuedTokens> {
-    const now = this.clock.now();
+    const now = this.deps.clock.now();
     const session = await insertSession(db, {
       userId: user.id,
       at: new Date(now),
-      expiresAt: new Date(now + this.config.sessionMaxAge * 1000),
+      expiresAt: new Date(now + this.deps.config.sessionMaxAge * 1000),
       ip: context.ip,
       userAgent: context.userAgent,
     });
-    return this.issue(db, user, { id: session.id, expiresAt: session.expiresAt }, null);
+    return this.#issue(db, user, session, null);
   }
 
-  /** Issues a pair in an existing session; the refresh token never outlives the session. */
-  async issue(
+  /**
+   * Rotation with reuse detection (contract: Refresh rotation and reuse). The session row, then the token row, are
+   * locked, so concurrent presentations of one token are serialised.
+   */
+  async refresh(presented: string, context: RequestContext): Promise<{ user: User; tokens: IssuedTokens }> {
+    const { db, clock, config, revocations, log } = this.deps;
+    const tokenHash = sha256(presented);
+    const outcome = await db.transaction(async (tx): Promise<RefreshOutcome> => {
+      const sessionId = await findSessionIdByTokenHash(tx, tokenHash);
+      const session = sessionId ? await lockSession(tx, sessionId) : undefined;
+      const token = session ? await lockRefreshToken(tx, tokenHash) : undefined;
+      const now = clock.now();
+      if (
+        !session ||
+        !token ||
+        session.revokedAt ||
+        token.revokedAt ||
+        session.expiresAt.getTime() <= now ||
+        token.expiresAt.getTime() <= now
+      ) {
+        return { kind: 'invalid' };
+      }
+      const at = new Date(now);
+      if (token.usedAt) {
+        const withinGrace = now - token.usedAt.getTime() < config.refreshReuseInterval * 1000;
+        if (!withinGrace) {
+          // A rotated token presented again: assume it was stolen and end the whole session.
+          await revokeSessionRow(tx, session.id, at);
+          await recordSecurityEvent(tx, log, {
+            type: 'refresh_token_reused',
+            userId: session.userId,
+            context,
+            at,
+            details: { sessionId: session.id },
+          });
+          await revocations.revokeSession(tx, session.id);
+          return { kind: 'reused' };
+        }
+        // Inside the grace interval: the same client racing itself. Another pair, nothing revoked.
+      } else {
+        await markRefreshTokenUsed(tx, token.id, at);
+      }
+      const user = await findUserForTokens(tx, session.userId);
+      if (!user) return { kind: 'invalid' };
+      await touchSession(tx, session.id, at);
+      const tokens = await this.#issue(tx, user, session, token.id);
+      return { kind: 'issued', user: toUser(user), tokens };
+    });
+    if (outcome.kind === 'invalid') throw new RefreshTokenInvalid();
+    if (outcome.kind === 'reused') throw new RefreshTokenReused();
+    return outcome;
+  }
+
+  /** Issues a pair in a session; the refresh token never outlives the session. */
+  async #issue(
     db: Executor,
     user: TokenSubject,
     session: { id: string; expiresAt: Date },
     parentId: string | null,
   ): Promise<IssuedTokens> {
-    const now = this.clock.now();
-    const refreshExpiresAt = Math.min(now + this.config.refreshTokenTtl * 1000, session.expiresAt.getTime());
+    const now = this.deps.clock.now();
+    const refreshExpiresAt = Math.min(now + this.deps.config.refreshTokenTtl * 1000, session.expiresAt.getTime());
     const refreshToken = randomToken();
     await insertRefreshToken(db, {
       sessionId: session.id,
@@ -61,7 +136,7 @@ export class TokenService {
       issuedAt: new Date(now),
       expiresAt: new Date(refreshExpiresAt),
     });
-    const access = this.accessTokens.issue({ userId: user.id, sessionId: session.id, roles: user.roles });
+    const access = this.deps.accessTokens.issue({ userId: user.id, sessionId: session.id, roles: user.roles });
     return {
       accessToken: access.token,
       expiresIn: access.expiresIn,

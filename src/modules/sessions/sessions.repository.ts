@@ -1,6 +1,9 @@
 // SQL for sessions and their refresh tokens (stored as SHA-256 only).
+// Lock order, everywhere: the session row first, then its refresh tokens, so concurrent writers never deadlock.
+import { and, desc, eq, gt, isNull, lt, ne, or, sql } from 'drizzle-orm';
 import type { Executor } from '../../db/client.js';
 import { refreshTokens, sessions } from '../../db/schema.js';
+import type { CursorPosition } from '../../lib/cursor.js';
 
 export interface NewSession {
   userId: string;
@@ -9,6 +12,9 @@ export interface NewSession {
   ip: string | null;
   userAgent: string | null;
 }
+
+export type SessionRow = typeof sessions.$inferSelect;
+export type RefreshTokenRow = typeof refreshTokens.$inferSelect;
 
 export async function insertSession(db: Executor, session: NewSession): Promise<{ id: string; expiresAt: Date }> {
   const [row] = await db
@@ -37,3 +43,136 @@ export async function insertRefreshToken(db: Executor, token: NewRefreshToken): 
   const [row] = await db.insert(refreshTokens).values(token).returning({ id: refreshTokens.id });
   return row as { id: string };
 }
+
+/** The session a refresh token belongs to, without locking (the caller locks the session next). */
+export async function findSessionIdByTokenHash(db: Executor, tokenHash: string): Promise<string | undefined> {
+  const [row] = await db
+    .select({ sessionId: refreshTokens.sessionId })
+    .from(refreshTokens)
+    .where(eq(refreshTokens.tokenHash, tokenHash));
+  return row?.sessionId;
+}
+
+export async function lockSession(db: Executor, sessionId: string): Promise<SessionRow | undefined> {
+  const [row] = await db.select().from(sessions).where(eq(sessions.id, sessionId)).for('update');
+  return row;
+}
+
+export async function lockRefreshToken(db: Executor, tokenHash: string): Promise<RefreshTokenRow | undefined> {
+  const [row] = await db.select().from(refreshTokens).where(eq(refreshTokens.tokenHash, tokenHash)).for('update');
+  return row;
+}
+
+export async function markRefreshTokenUsed(db: Executor, id: string, at: Date): Promise<void> {
+  await db.update(refreshTokens).set({ usedAt: at }).where(eq(refreshTokens.id, id));
+}
+
+export async function touchSession(db: Executor, id: string, at: Date): Promise<void> {
+  await db.update(sessions).set({ lastUsedAt: at }).where(eq(sessions.id, id));
+}
+
+/** Revokes a (locked) session and every refresh token in it. */
+export async function revokeSessionRow(db: Executor, id: string, at: Date): Promise<void> {
+  await db
+    .update(sessions)
+    .set({ revokedAt: at })
+    .where(and(eq(sessions.id, id), isNull(sessions.revokedAt)));
+  await db
+    .update(refreshTokens)
+    .set({ revokedAt: at })
+    .where(and(eq(refreshTokens.sessionId, id), isNull(refreshTokens.revokedAt)));
+}
+
+/** Locks and revokes the user's live sessions, except one; returns the ids revoked. */
+export async function revokeUserSessions(
+  db: Executor,
+  userId: string,
+  at: Date,
+  exceptSessionId?: string,
+): Promise<string[]> {
+  const live = await db
+    .select({ id: sessions.id })
+    .from(sessions)
+    .where(
+      and(
+        eq(sessions.userId, userId),
+        isNull(sessions.revokedAt),
+        gt(sessions.expiresAt, at),
+        exceptSessionId ? ne(sessions.id, exceptSessionId) : undefined,
+      ),
+    )
+    .orderBy(sessions.id)
+    .for('update');
+  for (const { id } of live) await revokeSessionRow(db, id, at);
+  return live.map(({ id }) => id);
+}
+
+/** A live (not revoked, not expired) session of the user, locked. */
+export async function lockLiveSessionOfUser(
+  db: Executor,
+  sessionId: string,
+  userId: string,
+  now: Date,
+): Promise<SessionRow | undefined> {
+  const [row] = await db
+    .select()
+    .from(sessions)
+    .where(
+      and(
+        eq(sessions.id, sessionId),
+        eq(sessions.userId, userId),
+        isNull(sessions.revokedAt),
+        gt(sessions.expiresAt, now),
+      ),
+    )
+    .for('update');
+  return row;
+}
+
+/** Live sessions, newest first, keyset-paginated on (created_at, id). */
+export async function listLiveSessions(
+  db: Executor,
+  userId: string,
+  now: Date,
+  limit: number,
+  after: CursorPosition | undefined,
+): Promise<SessionRow[]> {
+  return db
+    .select()
+    .from(sessions)
+    .where(
+      and(
+        eq(sessions.userId, userId),
+        isNull(sessions.revokedAt),
+        gt(sessions.expiresAt, now),
+        after
+          ? or(lt(sessions.createdAt, after.at), and(eq(sessions.createdAt, after.at), lt(sessions.id, after.id)))
+          : undefined,
+      ),
+    )
+    .orderBy(desc(sessions.createdAt), desc(sessions.id))
+    .limit(limit);
+}
+
+/**
+ * Deletes what can no longer matter: sessions expired or revoked over `retentionMs` ago (their refresh tokens go
+ * with them), and expired refresh tokens. Used tokens of live sessions stay until they expire, for reuse detection.
+ */
+export async function pruneSessions(
+  db: Executor,
+  now: Date,
+  retentionMs: number,
+): Promise<{ sessions: number; refreshTokens: number }> {
+  const cutoff = new Date(now.getTime() - retentionMs);
+  const deletedSessions = await db
+    .delete(sessions)
+    .where(or(lt(sessions.expiresAt, now), lt(sessions.revokedAt, cutoff)))
+    .returning({ id: sessions.id });
+  const deletedTokens = await db
+    .delete(refreshTokens)
+    .where(lt(refreshTokens.expiresAt, now))
+    .returning({ id: refreshTokens.id });
+  return { sessions: deletedSessions.length, refreshTokens: deletedTokens.length };
+}
+
+export { sql };

@@ -92,3 +92,22 @@ export async function updatePasswordHash(
     .set(touchedAt ? { passwordHash, updatedAt: touchedAt } : { passwordHash })
     .where(eq(users.id, id));
 }
+
+/**
+ * The user for minting tokens, share-locked: a concurrent role change waits for this transaction, or this one
+ * waits for it and reads the new roles.
+ */
+export async function findUserForTokens(db: Executor, id: string): Promise<UserRow | undefined> {
+  const [row] = await db.select(publicColumns).from(users).where(eq(users.id, id)).for('share');
+  return row;
+}
+
+/** The user's hash, row-locked for a password change. */
+export async function lockPasswordHash(db: Executor, id: string): Promise<string | undefined> {
+  const [row] = await db.select({ passwordHash: users.passwordHash }).from(users).where(eq(users.id, id)).for('update');
+  return row?.passwordHash;
+}
+
+export async function setTokensValidAfter(db: Executor, id: string, at: Date): Promise<void> {
+  await db.update(users).set({ tokensValidAfter: at }).where(eq(users.id, id));
+}

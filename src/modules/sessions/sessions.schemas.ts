@@ -1,0 +1,25 @@
+// Schemas of the session routes.
+import { type Static, Type } from '@sinclair/typebox';
+import { PasswordSchema } from '../auth/auth.schemas.js';
+
+export const SessionSchema = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  createdAt: Type.String({ format: 'date-time' }),
+  lastUsedAt: Type.String({ format: 'date-time' }),
+  expiresAt: Type.String({ format: 'date-time', description: 'Absolute end of the session' }),
+  userAgent: Type.Union([Type.String(), Type.Null()]),
+  ip: Type.Union([Type.String(), Type.Null()]),
+  current: Type.Boolean({ description: 'The session of the token making this request' }),
+});
+
+export const SessionListSchema = Type.Object({
+  items: Type.Array(SessionSchema),
+  nextCursor: Type.Union([Type.String(), Type.Null()]),
+});
+export type SessionList = Static<typeof SessionListSchema>;
+
+export const PasswordChangeBodySchema = Type.Object(
+  { currentPassword: Type.String({ maxLength: 4096 }), newPassword: PasswordSchema },
+  { additionalProperties: false },
+);
+export type PasswordChangeBody = Static<typeof PasswordChangeBodySchema>;
