@@ -21,6 +21,7 @@ import configPlugin from './plugins/config.js';
 import dbPlugin from './plugins/db.js';
 import docsPlugin from './plugins/docs.js';
 import errorHandlerPlugin from './plugins/error-handler.js';
+import housekeepingPlugin from './plugins/housekeeping.js';
 import keysPlugin from './plugins/keys.js';
 import passwordsPlugin from './plugins/passwords.js';
 import revocationsPlugin from './plugins/revocations.js';
@@ -95,6 +96,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(authenticatePlugin);
   await app.register(revocationsPlugin);
   await app.register(servicesPlugin);
+  await app.register(housekeepingPlugin);
 
   await app.register(healthRoutes);
   await app.register(jwksRoutes);
