@@ -17,6 +17,7 @@ import sessionsRoutes from './modules/sessions/sessions.routes.js';
 import usersRoutes from './modules/users/users.routes.js';
 import accessTokensPlugin from './plugins/access-tokens.js';
 import authenticatePlugin from './plugins/authenticate.js';
+import authorizePlugin from './plugins/authorize.js';
 import configPlugin from './plugins/config.js';
 import dbPlugin from './plugins/db.js';
 import docsPlugin from './plugins/docs.js';
@@ -94,6 +95,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(passwordsPlugin);
   await app.register(accessTokensPlugin);
   await app.register(authenticatePlugin);
+  await app.register(authorizePlugin);
   await app.register(revocationsPlugin);
   await app.register(servicesPlugin);
   await app.register(housekeepingPlugin);

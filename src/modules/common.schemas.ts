@@ -32,3 +32,6 @@ export const PageQuerySchema = Type.Object(
 export type PageQuery = Static<typeof PageQuerySchema>;
 
 export const IsoDateTime = (description?: string) => Type.String({ format: 'date-time', description });
+
+/** OpenAPI security of the authenticated routes: a Bearer access token, or the access cookie. */
+export const bearerOrCookie: { [scheme: string]: string[] }[] = [{ bearerAuth: [] }, { cookieAuth: [] }];

@@ -3,11 +3,13 @@ import fp from 'fastify-plugin';
 import { AuthService } from '../modules/auth/auth.service.js';
 import { TokenService } from '../modules/auth/tokens.service.js';
 import { SessionService } from '../modules/sessions/sessions.service.js';
+import { UserService } from '../modules/users/users.service.js';
 
 export interface Services {
   tokens: TokenService;
   auth: AuthService;
   sessions: SessionService;
+  users: UserService;
 }
 
 declare module 'fastify' {
@@ -24,6 +26,7 @@ export default fp(
       tokens,
       auth: new AuthService({ db, passwords, tokens, clock, log }),
       sessions: new SessionService({ db, passwords, revocations, clock, log }),
+      users: new UserService({ db, passwords, revocations, clock, log }),
     });
   },
   { name: 'services', dependencies: ['db', 'passwords', 'access-tokens', 'revocations'] },

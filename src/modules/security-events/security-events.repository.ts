@@ -1,6 +1,10 @@
 // SQL for security events.
+import { and, desc, eq, lt, or } from 'drizzle-orm';
 import type { Executor } from '../../db/client.js';
 import { type SecurityEventType, securityEvents } from '../../db/schema.js';
+import type { CursorPosition } from '../../lib/cursor.js';
+
+export type SecurityEventRow = typeof securityEvents.$inferSelect;
 
 export interface NewSecurityEvent {
   type: SecurityEventType;
@@ -13,4 +17,26 @@ export interface NewSecurityEvent {
 
 export async function insertSecurityEvent(db: Executor, event: NewSecurityEvent): Promise<void> {
   await db.insert(securityEvents).values({ ...event, details: event.details ?? null });
+}
+
+/** The user's events, newest first, keyset-paginated on (at, id). */
+export async function listSecurityEvents(
+  db: Executor,
+  userId: string,
+  limit: number,
+  after: CursorPosition | undefined,
+): Promise<SecurityEventRow[]> {
+  return db
+    .select()
+    .from(securityEvents)
+    .where(
+      and(
+        eq(securityEvents.userId, userId),
+        after
+          ? or(lt(securityEvents.at, after.at), and(eq(securityEvents.at, after.at), lt(securityEvents.id, after.id)))
+          : undefined,
+      ),
+    )
+    .orderBy(desc(securityEvents.at), desc(securityEvents.id))
+    .limit(limit);
 }

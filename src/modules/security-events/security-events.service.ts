@@ -2,8 +2,10 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { Executor } from '../../db/client.js';
 import type { SecurityEventType } from '../../db/schema.js';
+import { decodeCursor, paginate } from '../../lib/cursor.js';
 import type { RequestContext } from '../../lib/request-context.js';
-import { insertSecurityEvent } from './security-events.repository.js';
+import { insertSecurityEvent, listSecurityEvents } from './security-events.repository.js';
+import type { SecurityEventList } from './security-events.schemas.js';
 
 export interface SecurityEventInput {
   type: SecurityEventType;
@@ -30,4 +32,17 @@ export async function recordSecurityEvent(
     { securityEvent: event.type, userId: event.userId, ip: event.context?.ip, ...event.details },
     'security event',
   );
+}
+
+export async function listOwnSecurityEvents(
+  db: Executor,
+  userId: string,
+  query: { limit: number; cursor?: string },
+): Promise<SecurityEventList> {
+  const rows = await listSecurityEvents(db, userId, query.limit + 1, decodeCursor(query.cursor));
+  const page = paginate(rows, query.limit, (row) => ({ at: row.at, id: row.id }));
+  return {
+    items: page.rows.map((row) => ({ type: row.type, at: row.at.toISOString(), ip: row.ip, userAgent: row.userAgent })),
+    nextCursor: page.nextCursor,
+  };
 }

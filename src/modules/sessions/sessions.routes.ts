@@ -4,8 +4,7 @@ import { Type } from '@sinclair/typebox';
 import { requestContext } from '../../lib/request-context.js';
 import { principalOf } from '../../plugins/authenticate.js';
 import { clearSessionCookies } from '../auth/cookie-policy.js';
-import { errorResponses, IdParamsSchema, PageQuerySchema } from '../common.schemas.js';
-import { bearerOrCookie } from '../users/users.routes.js';
+import { bearerOrCookie, errorResponses, IdParamsSchema, PageQuerySchema } from '../common.schemas.js';
 import { PasswordChangeBodySchema, SessionListSchema } from './sessions.schemas.js';
 
 const sessionsRoutes: FastifyPluginAsyncTypebox = async (app) => {

@@ -1,9 +1,10 @@
 // SQL for users. Reads project the public columns; only the credential lookup touches the hash.
-import { eq, sql } from 'drizzle-orm';
+import { and, asc, eq, gt, or, sql } from 'drizzle-orm';
 import type { Executor } from '../../db/client.js';
 import { isUniqueViolation } from '../../db/errors.js';
 import { users } from '../../db/schema.js';
 import { EmailTaken } from '../../errors.js';
+import type { CursorPosition } from '../../lib/cursor.js';
 import type { User } from './users.schemas.js';
 
 const publicColumns = {
@@ -110,4 +111,54 @@ export async function lockPasswordHash(db: Executor, id: string): Promise<string
 
 export async function setTokensValidAfter(db: Executor, id: string, at: Date): Promise<void> {
   await db.update(users).set({ tokensValidAfter: at }).where(eq(users.id, id));
+}
+
+/** Users oldest first, keyset-paginated on (created_at, id). */
+export async function listUsers(db: Executor, limit: number, after: CursorPosition | undefined): Promise<UserRow[]> {
+  return db
+    .select(publicColumns)
+    .from(users)
+    .where(
+      after ? or(gt(users.createdAt, after.at), and(eq(users.createdAt, after.at), gt(users.id, after.id))) : undefined,
+    )
+    .orderBy(asc(users.createdAt), asc(users.id))
+    .limit(limit);
+}
+
+export async function lockUser(db: Executor, id: string): Promise<UserRow | undefined> {
+  const [row] = await db.select(publicColumns).from(users).where(eq(users.id, id)).for('update');
+  return row;
+}
+
+// Any constant: it only has to be the same for every change that can remove an admin.
+const ADMIN_SET_LOCK = 7_342_016_002;
+
+/**
+ * Serialises every change that could remove an admin (demotion, deletion) for the rest of the transaction, so two
+ * admins demoting each other at once cannot both succeed.
+ */
+export async function lockAdminSet(db: Executor): Promise<void> {
+  await db.execute(sql`SELECT pg_advisory_xact_lock(${ADMIN_SET_LOCK})`);
+}
+
+export async function countAdmins(db: Executor): Promise<number> {
+  const [row] = await db
+    .select({ count: sql<number>`count(*)::int` })
+    .from(users)
+    .where(sql`'admin' = ANY(${users.roles})`);
+  return row?.count ?? 0;
+}
+
+export async function updateRoles(db: Executor, id: string, roles: string[], at: Date): Promise<UserRow> {
+  const [row] = await db
+    .update(users)
+    .set({ roles, updatedAt: at, tokensValidAfter: at })
+    .where(eq(users.id, id))
+    .returning(publicColumns);
+  return row as UserRow;
+}
+
+/** Deletes the user; sessions and refresh tokens go by cascade, security events stay. */
+export async function deleteUser(db: Executor, id: string): Promise<void> {
+  await db.delete(users).where(eq(users.id, id));
 }

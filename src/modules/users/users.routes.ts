@@ -1,14 +1,18 @@
-// User routes: the caller's own profile.
+// User routes: the caller's own profile and events, and administration behind permissions.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
 import { TokenRevoked } from '../../errors.js';
+import { requestContext } from '../../lib/request-context.js';
 import { principalOf } from '../../plugins/authenticate.js';
-import { errorResponses } from '../common.schemas.js';
+import { assertPermission } from '../../plugins/authorize.js';
+import { bearerOrCookie, errorResponses, IdParamsSchema, PageQuerySchema } from '../common.schemas.js';
+import { SecurityEventListSchema } from '../security-events/security-events.schemas.js';
+import { listOwnSecurityEvents } from '../security-events/security-events.service.js';
 import { findUserById, toUser } from './users.repository.js';
-import { UserEnvelopeSchema } from './users.schemas.js';
-
-export const bearerOrCookie: { [scheme: string]: string[] }[] = [{ bearerAuth: [] }, { cookieAuth: [] }];
+import { RolesBodySchema, UserEnvelopeSchema, UserListSchema } from './users.schemas.js';
 
 const usersRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const { services } = app;
   app.addHook('onRequest', app.authenticate);
 
   app.get(
@@ -26,6 +30,97 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (app) => {
       // A deleted user's tokens are deny-listed; should one slip through, it is revoked, not a 404.
       if (!row) throw new TokenRevoked();
       return { user: toUser(row) };
+    },
+  );
+
+  app.get(
+    '/users/me/events',
+    {
+      schema: {
+        tags: ['users'],
+        summary: "The caller's security events, newest first",
+        security: bearerOrCookie,
+        querystring: PageQuerySchema,
+        response: { 200: SecurityEventListSchema, ...errorResponses(400, 401, 503) },
+      },
+    },
+    async (request) => listOwnSecurityEvents(app.db, principalOf(request).userId, request.query),
+  );
+
+  app.get(
+    '/users',
+    {
+      config: { permission: 'users:read' },
+      schema: {
+        tags: ['users'],
+        summary: 'All users, oldest first',
+        security: bearerOrCookie,
+        querystring: PageQuerySchema,
+        response: { 200: UserListSchema, ...errorResponses(400, 401, 403, 503) },
+      },
+    },
+    async (request) => services.users.list(request.query),
+  );
+
+  app.get(
+    '/users/:id',
+    {
+      schema: {
+        tags: ['users'],
+        summary: 'One user',
+        description: 'Requires the `users:read` permission, except for the caller itself.',
+        'x-permission': 'users:read (or self)',
+        security: bearerOrCookie,
+        params: IdParamsSchema,
+        response: { 200: UserEnvelopeSchema, ...errorResponses(400, 401, 403, 404, 503) },
+      },
+    },
+    async (request) => {
+      if (principalOf(request).userId !== request.params.id) assertPermission(request, 'users:read');
+      return { user: await services.users.get(request.params.id) };
+    },
+  );
+
+  app.put(
+    '/users/:id/roles',
+    {
+      config: { permission: 'users:manage' },
+      schema: {
+        tags: ['users'],
+        summary: "Replace a user's roles; the user's older access tokens are rejected at once",
+        security: bearerOrCookie,
+        params: IdParamsSchema,
+        body: RolesBodySchema,
+        response: { 200: UserEnvelopeSchema, ...errorResponses(400, 401, 403, 404, 409, 413, 415, 503) },
+      },
+    },
+    async (request) => {
+      const { userId } = principalOf(request);
+      const user = await services.users.setRoles(
+        userId,
+        request.params.id,
+        request.body.roles,
+        requestContext(request),
+      );
+      return { user };
+    },
+  );
+
+  app.delete(
+    '/users/:id',
+    {
+      config: { permission: 'users:manage' },
+      schema: {
+        tags: ['users'],
+        summary: 'Delete a user and all its sessions (its security events are kept)',
+        security: bearerOrCookie,
+        params: IdParamsSchema,
+        response: { 204: Type.Null(), ...errorResponses(400, 401, 403, 404, 409, 503) },
+      },
+    },
+    async (request, reply) => {
+      await services.users.delete(principalOf(request).userId, request.params.id, requestContext(request));
+      return reply.code(204).send(null);
     },
   );
 };

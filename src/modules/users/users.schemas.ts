@@ -18,3 +18,21 @@ export const UserSchema = Type.Object(
 export type User = Static<typeof UserSchema>;
 
 export const UserEnvelopeSchema = Type.Object({ user: UserSchema });
+
+export const UserListSchema = Type.Object({
+  items: Type.Array(UserSchema),
+  nextCursor: Type.Union([Type.String(), Type.Null()]),
+});
+export type UserList = Static<typeof UserListSchema>;
+
+export const RolesBodySchema = Type.Object(
+  {
+    roles: Type.Array(Type.Union(roleNames.map((role) => Type.Literal(role))), {
+      minItems: 1,
+      uniqueItems: true,
+      description: 'The complete new set of roles: non-empty, distinct, known',
+    }),
+  },
+  { additionalProperties: false },
+);
+export type RolesBody = Static<typeof RolesBodySchema>;

@@ -1,0 +1,142 @@
+// User administration: listing, role changes that take effect at once, deletion, and the first admin.
+import type { FastifyBaseLogger } from 'fastify';
+import type { Clock } from '../../clock.js';
+import type { Database, Executor } from '../../db/client.js';
+import { LastAdmin, NotFound } from '../../errors.js';
+import { decodeCursor, paginate } from '../../lib/cursor.js';
+import type { RequestContext } from '../../lib/request-context.js';
+import type { Passwords } from '../auth/passwords.js';
+import type { RevocationService } from '../revocations/revocations.service.js';
+import { recordSecurityEvent } from '../security-events/security-events.service.js';
+import {
+  countAdmins,
+  deleteUser,
+  findCredentialsByEmail,
+  findUserById,
+  insertUser,
+  listUsers,
+  lockAdminSet,
+  lockUser,
+  toUser,
+  type UserRow,
+  updateRoles,
+} from './users.repository.js';
+import type { RoleName, User, UserList } from './users.schemas.js';
+
+export interface UserServiceDeps {
+  db: Database;
+  passwords: Passwords;
+  revocations: RevocationService;
+  clock: Clock;
+  log: FastifyBaseLogger;
+}
+
+const isAdmin = (roles: readonly string[]) => roles.includes('admin');
+
+export class UserService {
+  constructor(private readonly deps: UserServiceDeps) {}
+
+  async get(id: string): Promise<User> {
+    const row = await findUserById(this.deps.db, id);
+    if (!row) throw new NotFound('User not found');
+    return toUser(row);
+  }
+
+  async list(query: { limit: number; cursor?: string }): Promise<UserList> {
+    const rows = await listUsers(this.deps.db, query.limit + 1, decodeCursor(query.cursor));
+    const page = paginate(rows, query.limit, (row) => ({ at: row.createdAt, id: row.id }));
+    return { items: page.rows.map(toUser), nextCursor: page.nextCursor };
+  }
+
+  /**
+   * Replaces the user's roles. Every access token issued before the change is revoked at once, so stale roles
+   * never outlive it; the next refresh mints the new roles.
+   */
+  async setRoles(actorId: string, userId: string, roles: RoleName[], context: RequestContext): Promise<User> {
+    const { db, clock, revocations, log } = this.deps;
+    return db.transaction(async (tx) => {
+      const target = await this.#lockForChange(tx, userId, !isAdmin(roles));
+      const from = [...target.roles].sort();
+      const to = [...roles].sort();
+      if (from.join() === to.join()) return toUser(target);
+      const now = clock.now();
+      const at = new Date(now);
+      const updated = await updateRoles(tx, userId, roles, at);
+      await recordSecurityEvent(tx, log, {
+        type: 'roles_changed',
+        userId,
+        context,
+        at,
+        details: { from, to, by: actorId },
+      });
+      await revocations.revokeUserTokensBefore(tx, userId, now);
+      return toUser(updated);
+    });
+  }
+
+  /** Deletes the user and its sessions; its tokens are rejected at once; its security events are kept. */
+  async delete(actorId: string, userId: string, context: RequestContext): Promise<void> {
+    const { db, clock, revocations, log } = this.deps;
+    await db.transaction(async (tx) => {
+      await this.#lockForChange(tx, userId, true);
+      const now = clock.now();
+      const at = new Date(now);
+      await deleteUser(tx, userId);
+      await recordSecurityEvent(tx, log, { type: 'user_deleted', userId, context, at, details: { by: actorId } });
+      await revocations.revokeUserTokensBefore(tx, userId, now);
+    });
+  }
+
+  /** Locks the target; when the change would take admin away from it, first checks another admin remains. */
+  async #lockForChange(tx: Executor, userId: string, removesAdmin: boolean): Promise<UserRow> {
+    if (removesAdmin) await lockAdminSet(tx);
+    const target = await lockUser(tx, userId);
+    if (!target) throw new NotFound('User not found');
+    if (removesAdmin && isAdmin(target.roles) && (await countAdmins(tx)) <= 1) throw new LastAdmin();
+    return target;
+  }
+}
+
+/**
+ * `npm run create-admin`: creates the user with the admin role, or promotes an existing one (its password is
+ * left alone). Returns what happened.
+ */
+export async function createOrPromoteAdmin(
+  deps: Pick<UserServiceDeps, 'db' | 'passwords' | 'clock' | 'log'>,
+  email: string,
+  password: string | undefined,
+): Promise<{ user: User; outcome: 'created' | 'promoted' | 'already-admin' }> {
+  const { db, passwords, clock, log } = deps;
+  const existing = await findCredentialsByEmail(db, email);
+  if (existing) {
+    if (isAdmin(existing.roles)) return { user: toUser(existing), outcome: 'already-admin' };
+    return db.transaction(async (tx) => {
+      const at = new Date(clock.now());
+      const roles = [...existing.roles, 'admin'];
+      const updated = await updateRoles(tx, existing.id, roles, at);
+      await recordSecurityEvent(tx, log, {
+        type: 'roles_changed',
+        userId: existing.id,
+        context: null,
+        at,
+        details: { from: existing.roles, to: roles, by: 'create-admin' },
+      });
+      return { user: toUser(updated), outcome: 'promoted' };
+    });
+  }
+  if (!password) throw new Error('ADMIN_PASSWORD is required to create a new admin');
+  passwords.assertAcceptable(password);
+  const passwordHash = await passwords.hash(password);
+  return db.transaction(async (tx) => {
+    const at = new Date(clock.now());
+    const row = await insertUser(tx, { email, passwordHash, name: null, roles: ['user', 'admin'], at });
+    await recordSecurityEvent(tx, log, {
+      type: 'registered',
+      userId: row.id,
+      context: null,
+      at,
+      details: { by: 'create-admin' },
+    });
+    return { user: toUser(row), outcome: 'created' };
+  });
+}
