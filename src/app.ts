@@ -25,6 +25,7 @@ import errorHandlerPlugin from './plugins/error-handler.js';
 import housekeepingPlugin from './plugins/housekeeping.js';
 import keysPlugin from './plugins/keys.js';
 import passwordsPlugin from './plugins/passwords.js';
+import rateLimitPlugin from './plugins/rate-limit.js';
 import revocationsPlugin from './plugins/revocations.js';
 import securityPlugin from './plugins/security.js';
 import servicesPlugin from './plugins/services.js';
@@ -96,6 +97,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(accessTokensPlugin);
   await app.register(authenticatePlugin);
   await app.register(authorizePlugin);
+  await app.register(rateLimitPlugin);
   await app.register(revocationsPlugin);
   await app.register(servicesPlugin);
   await app.register(housekeepingPlugin);

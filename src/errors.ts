@@ -87,4 +87,9 @@ export class DependencyUnavailable extends Error {
   }
 }
 
+/** RATE_LIMITED carrying the seconds for its Retry-After header. */
+export function rateLimited(retryAfterSeconds: number): Error & { retryAfterSeconds: number } {
+  return Object.assign(new RateLimited(String(retryAfterSeconds)), { retryAfterSeconds });
+}
+
 export type AppErrorConstructor = FastifyErrorConstructor;

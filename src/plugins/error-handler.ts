@@ -97,6 +97,8 @@ export default fp(
   async (app) => {
     app.setErrorHandler((error: FastifyError, request, reply) => {
       const { statusCode, code, message } = classify(error, request);
+      const { retryAfterSeconds } = error as { retryAfterSeconds?: number };
+      if (retryAfterSeconds !== undefined) reply.header('retry-after', String(retryAfterSeconds));
       if (statusCode >= 500) request.log.error({ err: error }, 'request failed');
       else if (statusCode === 503) request.log.warn({ err: error }, 'dependency unavailable');
       return sendError(reply, statusCode, code, message);

@@ -6,6 +6,7 @@ import { requestContext } from '../../lib/request-context.js';
 import { optionalBody, trimBodyFields } from '../../lib/trim-body.js';
 import type { VerifiedAccessToken } from '../../plugins/access-tokens.js';
 import { presentedAccessToken } from '../../plugins/authenticate.js';
+import { perIp } from '../../plugins/rate-limit.js';
 import { errorResponses } from '../common.schemas.js';
 import { UserEnvelopeSchema } from '../users/users.schemas.js';
 import {
@@ -21,11 +22,14 @@ import { tokenResponse } from './transport.js';
 const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { services, accessTokens, config } = app;
   const cookies = cookieNames(config.cookieSecure);
+  const MINUTE = 60_000;
+  const limits = config.rateLimit;
 
   app.post(
     '/auth/register',
     {
       preValidation: trimBodyFields('email', 'name'),
+      config: { rateLimit: perIp('register', limits.registerPerIp, MINUTE) },
       schema: {
         tags: ['auth'],
         summary: 'Register a user (role `user`)',
@@ -43,6 +47,14 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/auth/login',
     {
       preValidation: trimBodyFields('email'),
+      config: {
+        rateLimit: perIp('login', limits.loginPerIp, MINUTE, (request) => {
+          const { email } = request.body as { email: string };
+          services.auth
+            .recordLoginRateLimited(email, requestContext(request))
+            .catch((error: unknown) => request.log.warn({ err: error }, 'could not record rate_limited event'));
+        }),
+      },
       schema: {
         tags: ['auth'],
         summary: 'Log in with email and password; opens a session',
@@ -60,6 +72,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/auth/refresh',
     {
       preValidation: optionalBody,
+      config: { rateLimit: perIp('refresh', limits.refreshPerIp, MINUTE) },
       schema: {
         tags: ['auth'],
         summary: 'Rotate a refresh token for a new pair (body token, or refresh cookie + X-CSRF-Token)',

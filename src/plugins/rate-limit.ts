@@ -1,0 +1,69 @@
+// Per-IP request budgets on @fastify/rate-limit, counted in our store (Redis: shared by every instance).
+// Routes opt in with `config: { rateLimit: perIp(max, windowMs) }`; a store failure fails closed (503).
+import rateLimit, { type FastifyRateLimitStore, type RateLimitOptions } from '@fastify/rate-limit';
+import type { FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import { rateLimited } from '../errors.js';
+import type { Store } from '../store/store.js';
+
+/** A fixed-window budget per client IP; `onExceeded` learns who was limited (e.g. to record an event). */
+export function perIp(
+  name: string,
+  max: number,
+  windowMs: number,
+  onExceeded?: (request: FastifyRequest) => void,
+): RateLimitOptions {
+  const options: RateLimitOptions = {
+    max,
+    timeWindow: windowMs,
+    // After validation, so a handler of the limit can read the body.
+    hook: 'preHandler',
+    keyGenerator: (request) => `${name}:${request.ip}`,
+  };
+  // Only when given: an explicit undefined would replace the plugin's default handler.
+  if (onExceeded) options.onExceeded = (request) => onExceeded(request);
+  return options;
+}
+
+function storeAdapter(store: Store) {
+  return class RateLimitStore implements FastifyRateLimitStore {
+    incr(
+      key: string,
+      callback: (error: Error | null, result?: { current: number; ttl: number }) => void,
+      timeWindow?: number,
+    ): void {
+      store.hit(`rl:${key}`, timeWindow ?? 60_000).then(
+        ({ count, resetInMs }) => callback(null, { current: count, ttl: resetInMs }),
+        (error: Error) => callback(error),
+      );
+    }
+    child(): FastifyRateLimitStore {
+      return this;
+    }
+  } as unknown as new (
+    options: unknown,
+  ) => FastifyRateLimitStore;
+}
+
+export default fp(
+  async (app) => {
+    if (!app.config.rateLimit.enabled) {
+      app.log.warn('RATE_LIMIT_ENABLED=false: no rate limits apply');
+      return;
+    }
+    await app.register(rateLimit, {
+      global: false,
+      store: storeAdapter(app.store),
+      // Never fail open: without the counter store, limited routes answer 503.
+      skipOnError: false,
+      addHeaders: {
+        'retry-after': true,
+        'x-ratelimit-limit': true,
+        'x-ratelimit-remaining': true,
+        'x-ratelimit-reset': true,
+      },
+      errorResponseBuilder: (_request, context) => rateLimited(Math.max(1, Math.ceil(context.ttl / 1000))),
+    });
+  },
+  { name: 'rate-limit', dependencies: ['config', 'store'] },
+);
