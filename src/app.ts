@@ -13,6 +13,7 @@ import type { Config } from './config.js';
 import authRoutes from './modules/auth/auth.routes.js';
 import healthRoutes from './modules/health/health.routes.js';
 import jwksRoutes from './modules/jwks/jwks.routes.js';
+import revocationRoutes from './modules/revocations/revocations.routes.js';
 import sessionsRoutes from './modules/sessions/sessions.routes.js';
 import usersRoutes from './modules/users/users.routes.js';
 import accessTokensPlugin from './plugins/access-tokens.js';
@@ -107,6 +108,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(authRoutes);
   await app.register(sessionsRoutes);
   await app.register(usersRoutes);
+  await app.register(revocationRoutes);
 
   await app.ready();
   return app;

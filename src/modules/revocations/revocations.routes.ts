@@ -1,0 +1,83 @@
+// The revocation feed: live deny-list entries for resource servers that poll instead of calling us per request.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { type Static, Type } from '@sinclair/typebox';
+import { and, asc, gt, lte } from 'drizzle-orm';
+import { revocations } from '../../db/schema.js';
+import { NotFound, TokenInvalid, TokenMissing } from '../../errors.js';
+import { safeEqual } from '../../lib/ids.js';
+import { errorResponses } from '../common.schemas.js';
+
+// Rows are shown only once this old, so a transaction that took a lower id but committed later is never skipped.
+export const FEED_SETTLE_MS = 2_000;
+
+const FeedQuerySchema = Type.Object(
+  {
+    since: Type.Optional(Type.String({ pattern: '^[0-9]{1,18}$', description: 'The cursor of the previous response' })),
+    limit: Type.Integer({ minimum: 1, maximum: 1000, default: 1000 }),
+  },
+  { additionalProperties: false },
+);
+
+const FeedSchema = Type.Object({
+  items: Type.Array(
+    Type.Object({
+      type: Type.Union([Type.Literal('jti'), Type.Literal('sid'), Type.Literal('sub')]),
+      value: Type.String(),
+      notBefore: Type.Optional(
+        Type.String({ format: 'date-time', description: 'For `sub`: tokens issued before this instant are revoked' }),
+      ),
+      expiresAt: Type.String({ format: 'date-time', description: 'After this, the entry no longer matters' }),
+    }),
+  ),
+  cursor: Type.String({ description: 'Pass as `since` on the next poll; a page shorter than `limit` is the last' }),
+});
+type Feed = Static<typeof FeedSchema>;
+
+const revocationRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const { revocationFeedToken } = app.config;
+
+  app.get(
+    '/auth/revocations',
+    {
+      schema: {
+        tags: ['keys'],
+        summary: 'Live deny-list entries changed since a cursor (404 when no REVOCATION_FEED_TOKEN is configured)',
+        security: [{ revocationFeedAuth: [] }],
+        querystring: FeedQuerySchema,
+        response: { 200: FeedSchema, ...errorResponses(400, 401, 404, 503) },
+      },
+    },
+    async (request, reply): Promise<Feed> => {
+      if (!revocationFeedToken) throw new NotFound('The revocation feed is not enabled');
+      const match = /^bearer\s+(\S+)$/i.exec(request.headers.authorization ?? '');
+      if (!match?.[1]) throw new TokenMissing();
+      if (!safeEqual(match[1], revocationFeedToken)) throw new TokenInvalid();
+      const since = Number(request.query.since ?? 0);
+      const now = app.clock.now();
+      const rows = await app.db
+        .select()
+        .from(revocations)
+        .where(
+          and(
+            gt(revocations.id, since),
+            gt(revocations.expiresAt, new Date(now)),
+            lte(revocations.createdAt, new Date(now - FEED_SETTLE_MS)),
+          ),
+        )
+        .orderBy(asc(revocations.id))
+        .limit(request.query.limit);
+      reply.header('cache-control', 'no-store');
+      return {
+        items: rows.map((row) => ({
+          type: row.kind,
+          value: row.value,
+          ...(row.notBefore ? { notBefore: row.notBefore.toISOString() } : {}),
+          expiresAt: row.expiresAt.toISOString(),
+        })),
+        cursor: String(rows.at(-1)?.id ?? since),
+      };
+    },
+  );
+};
+
+export default revocationRoutes;
