@@ -10,6 +10,7 @@ import Fastify, {
 } from 'fastify';
 import { type Clock, systemClock } from './clock.js';
 import type { Config } from './config.js';
+import { validatorCompiler } from './lib/validation.js';
 import authRoutes from './modules/auth/auth.routes.js';
 import healthRoutes from './modules/health/health.routes.js';
 import jwksRoutes from './modules/jwks/jwks.routes.js';
@@ -75,12 +76,11 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     bodyLimit: BODY_LIMIT_BYTES,
     // A hop count is supported by Fastify (proxy-addr) though its types omit it.
     trustProxy: config.trustProxy as FastifyServerOptions['trustProxy'],
-    // Unknown properties are rejected (400), never silently stripped.
-    ajv: { customOptions: { removeAdditional: false, useDefaults: true, coerceTypes: 'array', allErrors: false } },
     return503OnClosing: true,
     forceCloseConnections: 'idle',
   }).withTypeProvider<TypeBoxTypeProvider>();
 
+  app.setValidatorCompiler(validatorCompiler());
   // JSON only: anything else is 415 rather than a string body.
   app.removeContentTypeParser(['text/plain']);
   app.addHook('onSend', async (request, reply) => {

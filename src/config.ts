@@ -104,6 +104,8 @@ export class ConfigError extends Error {
 }
 
 const envKeys = Object.keys(EnvSchema.properties) as (keyof Env)[];
+const integerKeys = envKeys.filter((key) => (EnvSchema.properties[key] as { type?: string }).type === 'integer');
+const secretKeys = new Set<string>(['DATABASE_URL', 'REDIS_URL', 'REVOCATION_FEED_TOKEN']);
 
 /** Reads and validates the environment; throws one ConfigError naming every bad variable. */
 export function loadConfig(source: Record<string, string | undefined> = process.env): Config {
@@ -113,45 +115,58 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     const value = source[key]?.trim();
     if (value !== undefined && value !== '') raw[key] = value;
   }
-  const env = Value.Convert(EnvSchema, Value.Default(EnvSchema, raw)) as Env;
+  // Default and Convert mutate their argument: keep `raw` as the user wrote it, for checks and messages.
+  const env = Value.Convert(EnvSchema, Value.Default(EnvSchema, { ...raw })) as Env;
 
   const problems: string[] = [];
-  const seen = new Set<string>();
+  const invalid = new Set<string>();
+  const report = (key: string, problem: string) => {
+    invalid.add(key);
+    // Secrets are named, never echoed: the message ends up in logs.
+    const shown = secretKeys.has(key) || raw[key] === undefined ? key : `${key}=${JSON.stringify(raw[key])}`;
+    problems.push(`${shown}: ${problem}`);
+  };
+  for (const key of integerKeys) {
+    // TypeBox's conversion would read "1e3" or "1.5" as 1: only plain digits are a whole number here.
+    if (raw[key] !== undefined && !/^\d+$/.test(String(raw[key]))) report(key, describe(key, ''));
+  }
   for (const error of Value.Errors(EnvSchema, env)) {
     const key = error.path.slice(1).split('/')[0] ?? '';
-    if (seen.has(key)) continue;
-    seen.add(key);
-    problems.push(`${key}=${JSON.stringify(raw[key])}: ${describe(key as keyof Env, error.message)}`);
+    if (!invalid.has(key)) report(key, describe(key as keyof Env, error.message));
   }
-  if (problems.length > 0) throw new ConfigError(problems);
 
-  const check = (ok: boolean, problem: string) => {
-    if (!ok) problems.push(problem);
+  const check = (key: string, ok: boolean, problem: string) => {
+    if (!ok && !invalid.has(key)) report(key, problem);
   };
-  check(urlParses(env.DATABASE_URL), `DATABASE_URL: not a valid URL`);
-  check(urlParses(env.REDIS_URL), `REDIS_URL: not a valid URL`);
-  check(urlParses(env.ISSUER), `ISSUER=${JSON.stringify(env.ISSUER)}: not a valid URL`);
+  check('DATABASE_URL', urlParses(env.DATABASE_URL), 'not a valid URL');
+  check('REDIS_URL', urlParses(env.REDIS_URL), 'not a valid URL');
+  check('ISSUER', urlParses(env.ISSUER), 'not a valid URL');
   const corsOrigins = splitList(env.CORS_ORIGINS);
-  for (const origin of corsOrigins) {
-    check(isOrigin(origin), `CORS_ORIGINS: ${JSON.stringify(origin)} is not an origin like https://app.example.com`);
-  }
+  const badOrigins = corsOrigins.filter((origin) => !isOrigin(origin));
+  check(
+    'CORS_ORIGINS',
+    badOrigins.length === 0,
+    `${badOrigins.join(', ')}: expected exact origins like https://app.example.com`,
+  );
   const trustProxy = parseTrustProxy(env.TRUST_PROXY);
-  check(
-    trustProxy !== undefined,
-    `TRUST_PROXY=${JSON.stringify(env.TRUST_PROXY)}: expected true, false, a hop count, or addresses/CIDRs`,
-  );
-  check(
-    env.REFRESH_TOKEN_TTL <= env.SESSION_MAX_AGE,
-    `REFRESH_TOKEN_TTL: ${env.REFRESH_TOKEN_TTL} exceeds SESSION_MAX_AGE ${env.SESSION_MAX_AGE}`,
-  );
-  check(env.ACCESS_TOKEN_TTL < env.REFRESH_TOKEN_TTL, `ACCESS_TOKEN_TTL: must be shorter than REFRESH_TOKEN_TTL`);
+  check('TRUST_PROXY', trustProxy !== undefined, 'expected true, false, a hop count, or addresses/CIDRs');
+  if (!invalid.has('REFRESH_TOKEN_TTL') && !invalid.has('SESSION_MAX_AGE')) {
+    check(
+      'REFRESH_TOKEN_TTL',
+      env.REFRESH_TOKEN_TTL <= env.SESSION_MAX_AGE,
+      `exceeds SESSION_MAX_AGE (${env.SESSION_MAX_AGE})`,
+    );
+  }
+  if (!invalid.has('ACCESS_TOKEN_TTL') && !invalid.has('REFRESH_TOKEN_TTL')) {
+    check('ACCESS_TOKEN_TTL', env.ACCESS_TOKEN_TTL < env.REFRESH_TOKEN_TTL, 'must be shorter than REFRESH_TOKEN_TTL');
+  }
 
   const isProduction = env.NODE_ENV === 'production';
   if (isProduction) {
     // Embedded stores are single-process and insecure cookies are for plain-HTTP development only.
-    check(env.DATABASE_URL !== undefined, 'DATABASE_URL: required when NODE_ENV=production');
-    check(env.REDIS_URL !== undefined, 'REDIS_URL: required when NODE_ENV=production');
-    check(env.COOKIE_SECURE, 'COOKIE_SECURE: must be true when NODE_ENV=production');
+    check('DATABASE_URL', env.DATABASE_URL !== undefined, 'required when NODE_ENV=production');
+    check('REDIS_URL', env.REDIS_URL !== undefined, 'required when NODE_ENV=production');
+    check('COOKIE_SECURE', env.COOKIE_SECURE, 'must be true when NODE_ENV=production');
   }
   if (problems.length > 0) throw new ConfigError(problems);
 

@@ -32,11 +32,22 @@ export interface SigningKey {
 export class KeyRing {
   readonly #byKid: Map<string, SigningKey>;
 
+  /** `keys` oldest first; `now` is read at every signature, so a published key starts signing on its own. */
   constructor(
     readonly keys: readonly SigningKey[],
-    readonly active: SigningKey,
+    private readonly activationDelayMs: number,
+    private readonly now: () => number,
   ) {
     this.#byKid = new Map(keys.map((key) => [key.kid, key]));
+  }
+
+  /**
+   * The signing key: the newest one published for at least the activation delay (so every cached JWKS already
+   * holds it); if none is that old, the oldest one.
+   */
+  get active(): SigningKey {
+    const activeFrom = this.now() - this.activationDelayMs;
+    return this.keys.filter((key) => key.createdAt <= activeFrom).at(-1) ?? (this.keys[0] as SigningKey);
   }
 
   /** A verification key by kid; only keys of our own set, never one named by the token. */
@@ -134,13 +145,12 @@ export interface LoadKeysOptions {
   /** Outside production an empty folder gets a fresh key. */
   generateIfEmpty: boolean;
   now: number;
+  /** The clock the ring reads when choosing the signing key; by default fixed at `now`. */
+  clock?: () => number;
   onGenerated?: (key: SigningKey) => void;
 }
 
-/**
- * Loads every `*.pem` of the configured algorithm. The active key is the newest one published for at least the
- * activation delay (so every cached JWKS already holds it); if none is that old, the oldest one.
- */
+/** Loads every `*.pem` of the configured algorithm (an empty folder gets a key when allowed). */
 export async function loadKeyRing(options: LoadKeysOptions): Promise<KeyRing> {
   const { keysDir, algorithm } = options;
   const files = await readdir(keysDir).catch((error: NodeJS.ErrnoException) => {
@@ -163,7 +173,5 @@ export async function loadKeyRing(options: LoadKeysOptions): Promise<KeyRing> {
     keys.push(key);
   }
   keys.sort((a, b) => a.createdAt - b.createdAt);
-  const activeFrom = options.now - options.activationDelay * 1000;
-  const active = keys.filter((key) => key.createdAt <= activeFrom).at(-1) ?? (keys[0] as SigningKey);
-  return new KeyRing(keys, active);
+  return new KeyRing(keys, options.activationDelay * 1000, options.clock ?? (() => options.now));
 }

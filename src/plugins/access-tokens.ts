@@ -2,6 +2,7 @@
 import { createSigner, createVerifier, type TokenError } from 'fast-jwt';
 import fp from 'fastify-plugin';
 import { TokenExpired, TokenInvalid } from '../errors.js';
+import type { SigningKey } from '../keys/key-ring.js';
 import { uuidv7, uuidv7Time } from '../lib/ids.js';
 
 /** The claims of our access tokens (RFC 9068 profile). */
@@ -51,13 +52,21 @@ export default fp(
   async (app) => {
     const { keys, clock } = app;
     const { issuer, audience, accessTokenTtl, clockTolerance, jwtAlgorithm } = app.config;
-    const active = keys.active;
-    const sign = createSigner({
-      key: active.privateKeyPem,
-      algorithm: jwtAlgorithm,
-      kid: active.kid,
-      header: { alg: jwtAlgorithm, typ: ACCESS_TOKEN_TYPE },
-    });
+    // One signer per key, made when the key first signs: rotation switches keys without a restart.
+    const signers = new Map<string, (claims: AccessTokenClaims) => string>();
+    const signerFor = (key: SigningKey) => {
+      let signer = signers.get(key.kid);
+      if (!signer) {
+        signer = createSigner({
+          key: key.privateKeyPem,
+          algorithm: jwtAlgorithm,
+          kid: key.kid,
+          header: { alg: jwtAlgorithm, typ: ACCESS_TOKEN_TYPE },
+        });
+        signers.set(key.kid, signer);
+      }
+      return signer;
+    };
 
     const verifySignature = createVerifier({
       // Only keys of our own set, chosen by kid: never one the token names (jku, x5u, embedded jwk).
@@ -96,7 +105,7 @@ export default fp(
           sid: sessionId,
           roles,
         };
-        return { token: sign(claims), jti, expiresIn: accessTokenTtl, expiresAt: exp * 1000 };
+        return { token: signerFor(keys.active)(claims), jti, expiresIn: accessTokenTtl, expiresAt: exp * 1000 };
       },
 
       async verify(token, options = {}) {

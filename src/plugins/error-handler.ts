@@ -99,8 +99,8 @@ export default fp(
       const { statusCode, code, message } = classify(error, request);
       const { retryAfterSeconds } = error as { retryAfterSeconds?: number };
       if (retryAfterSeconds !== undefined) reply.header('retry-after', String(retryAfterSeconds));
-      if (statusCode >= 500) request.log.error({ err: error }, 'request failed');
-      else if (statusCode === 503) request.log.warn({ err: error }, 'dependency unavailable');
+      if (statusCode === 503) request.log.warn({ err: error }, 'dependency unavailable');
+      else if (statusCode >= 500) request.log.error({ err: error }, 'request failed');
       return sendError(reply, statusCode, code, message);
     });
     app.setNotFoundHandler((request, reply) =>

@@ -18,6 +18,7 @@ export default fp(
       // Production never invents a key: a missing one is a deployment error.
       generateIfEmpty: !isProduction,
       now: app.clock.now(),
+      clock: () => app.clock.now(),
       onGenerated: (key) =>
         app.log.warn(
           { kid: key.kid, file: key.file },

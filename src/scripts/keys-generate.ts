@@ -49,9 +49,9 @@ async function main(): Promise<number> {
     `  file: ${key.file} (mode 0600; never commit it)`,
     '',
     'Restart every instance (with this file in its KEYS_DIR) so /.well-known/jwks.json publishes the key.',
-    `It becomes the signing key KEY_ACTIVATION_DELAY (${delay} s) after the file was written, from ${signsFrom},`,
-    'for instances (re)started after that time; until then they keep signing with the current key, so every',
-    'cached JWKS has seen the new key before a token signed by it arrives. Activation follows the file mtime.',
+    `It becomes the signing key KEY_ACTIVATION_DELAY (${delay} s) after the`,
+    `file was written, from ${signsFrom}, with no further restart; until then instances keep signing with the`,
+    'current key, so every cached JWKS has seen the new key before a token signed by it arrives (file mtime).',
   ];
   if (algorithm !== config.jwtAlgorithm) {
     lines.push(

@@ -18,11 +18,12 @@ return {count, redis.call('PTTL', KEYS[1])}`;
 
 // Keeps the larger not-before, and the longer TTL, when two changes race.
 const RAISE_SCRIPT = `
+local ttl = math.max(tonumber(ARGV[2]), redis.call('PTTL', KEYS[1]))
 local current = tonumber(redis.call('GET', KEYS[1]))
 if current == nil or current < tonumber(ARGV[1]) then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-elseif redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
+else
+  redis.call('PEXPIRE', KEYS[1], ttl)
 end
 return 1`;
 
