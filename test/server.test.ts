@@ -1,0 +1,176 @@
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import http from 'node:http';
+import net from 'node:net';
+import path from 'node:path';
+import t, { type Test } from 'tap';
+import { makeKeysDir } from './helpers/app.js';
+import { createTestDatabase } from './helpers/database.js';
+import { testServers } from './helpers/servers.js';
+
+const repoRoot = path.resolve(import.meta.dirname, '..');
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** Resolves true if a TCP connection to the port is refused, false if it is accepted. */
+function refused(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: '127.0.0.1', port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once('error', (error: NodeJS.ErrnoException) => resolve(error.code === 'ECONNREFUSED'));
+  });
+}
+
+interface Server {
+  child: ChildProcessWithoutNullStreams;
+  port: number;
+  output(): string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+async function startServer(t: Test, env: Record<string, string>): Promise<Server> {
+  const servers = await testServers();
+  const database = await createTestDatabase(servers.databaseUrl);
+  t.teardown(() => database.drop());
+  const redisKeyPrefix = `test:server:${randomBytes(6).toString('hex')}:`;
+  const port = await freePort();
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+    cwd: repoRoot,
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '',
+      NODE_ENV: 'test',
+      LOG_LEVEL: 'info',
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      DATABASE_URL: database.url,
+      REDIS_URL: servers.redisUrl,
+      REDIS_KEY_PREFIX: redisKeyPrefix,
+      KEYS_DIR: await makeKeysDir(t),
+      RATE_LIMIT_ENABLED: 'false',
+      PRUNE_INTERVAL: '0',
+      ...env,
+    },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    output += chunk;
+  });
+  child.stderr.on('data', (chunk: Buffer) => {
+    output += chunk;
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal })),
+  );
+  t.teardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await exited;
+    const { Redis } = await import('ioredis');
+    const redis = new Redis(servers.redisUrl);
+    const keys = await redis.keys(`${redisKeyPrefix}*`);
+    if (keys.length > 0) await redis.del(...keys);
+    await redis.quit();
+  });
+
+  // Wait (bounded) for the listening line.
+  const deadline = Date.now() + 30_000;
+  while (!/Server listening/.test(output)) {
+    if (child.exitCode !== null) throw new Error(`server exited early:\n${output}`);
+    if (Date.now() > deadline) throw new Error(`server did not listen within 30 s:\n${output}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return { child, port, output: () => output, exited };
+}
+
+/** One request on its own connection; resolves with the status and body. */
+function request(
+  port: number,
+  method: string,
+  urlPath: string,
+  body?: unknown,
+): Promise<{ statusCode: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const req = http.request(
+      {
+        host: '127.0.0.1',
+        port,
+        method,
+        path: urlPath,
+        agent: false,
+        headers: payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {},
+      },
+      (res) => {
+        let text = '';
+        res.on('data', (chunk: Buffer) => {
+          text += chunk;
+        });
+        res.on('end', () => resolve({ statusCode: res.statusCode ?? 0, body: text }));
+      },
+    );
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+async function waitUntilRefused(port: number, timeoutMs = 5_000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await refused(port)) return true;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return false;
+}
+
+t.test('SIGTERM: the server stops listening and exits 0', async (t) => {
+  const server = await startServer(t, {});
+  const live = await request(server.port, 'GET', '/health/live');
+  t.equal(live.statusCode, 200, 'it serves before the signal');
+
+  server.child.kill('SIGTERM');
+  t.ok(await waitUntilRefused(server.port), 'new connections are refused');
+  const { code, signal } = await server.exited;
+  t.equal(code, 0, 'exit code 0');
+  t.equal(signal, null, 'it exited by itself, not by the signal');
+  t.match(server.output(), /shutting down/);
+});
+
+t.test('SIGTERM: an in-flight request completes normally', async (t) => {
+  // Hashing with time cost 40 takes about a second: long enough to signal mid-request.
+  const server = await startServer(t, { ARGON2_TIME_COST: '40' });
+  const email = `shutdown-${randomUUID()}@example.com`;
+  const inFlight = request(server.port, 'POST', '/auth/register', {
+    email,
+    password: `graceful-${randomBytes(8).toString('hex')}`,
+    name: 'Graceful',
+  });
+  // Signal only once the request has reached the server.
+  const deadline = Date.now() + 10_000;
+  while (!/incoming request/.test(server.output()) && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  t.match(server.output(), /incoming request/, 'the request reached the server');
+  server.child.kill('SIGTERM');
+
+  t.ok(await waitUntilRefused(server.port), 'new connections are refused while the request finishes');
+  const response = await inFlight;
+  t.equal(response.statusCode, 201, 'the in-flight request got its normal status');
+  t.match(JSON.parse(response.body), { user: { email } });
+
+  const { code } = await server.exited;
+  t.equal(code, 0, 'exit code 0');
+  t.ok(
+    server.output().indexOf('shutting down') < server.output().indexOf('request completed'),
+    'the signal arrived before the request completed',
+  );
+});
