@@ -10,7 +10,9 @@ declare module 'fastify' {
 
 export default fp(
   async (app) => {
-    app.decorate('passwords', new Passwords(app.config.argon2));
+    const passwords = new Passwords(app.config.argon2);
+    await passwords.ready();
+    app.decorate('passwords', passwords);
   },
   { name: 'passwords', dependencies: ['config'] },
 );

@@ -15,12 +15,19 @@ export const PASSWORD_MAX_LENGTH = 128;
 export class Passwords {
   readonly #parameters: Argon2Parameters & { type: typeof argon2.argon2id };
   readonly #common: ReadonlySet<string>;
-  #dummyHash: Promise<string> | undefined;
+  readonly #dummyHash: Promise<string>;
 
   constructor(parameters: Argon2Parameters) {
     this.#parameters = { ...parameters, type: argon2.argon2id };
     // ~49,000 passwords from leaked-password corpora, maintained by zxcvbn-ts; compared case-insensitively.
     this.#common = new Set(dictionary.passwords.map((password: string) => password.toLowerCase()));
+    // Made now, so even the first unknown-email login costs exactly one verification.
+    this.#dummyHash = argon2.hash('dummy-password-for-timing', this.#parameters);
+  }
+
+  /** Resolves once the dummy hash exists (awaited at boot). */
+  async ready(): Promise<void> {
+    await this.#dummyHash;
   }
 
   /** Throws PASSWORD_TOO_WEAK unless the password meets the policy. */
@@ -55,7 +62,6 @@ export class Passwords {
    * distinguishable by timing from a wrong password.
    */
   async verifyDummy(password: string): Promise<false> {
-    this.#dummyHash ??= argon2.hash('dummy-password-for-timing', this.#parameters);
     await this.verify(await this.#dummyHash, password);
     return false;
   }
