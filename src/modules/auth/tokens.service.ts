@@ -10,7 +10,7 @@ import type { AccessTokens } from '../../plugins/access-tokens.js';
 import type { RevocationService } from '../revocations/revocations.service.js';
 import { recordSecurityEvent } from '../security-events/security-events.service.js';
 import {
-  findSessionIdByTokenHash,
+  findTokenOwner,
   insertRefreshToken,
   insertSession,
   lockRefreshToken,
@@ -74,11 +74,13 @@ export class TokenService {
     const { db, clock, config, revocations, log } = this.deps;
     const tokenHash = sha256(presented);
     const outcome = await db.transaction(async (tx): Promise<RefreshOutcome> => {
-      const sessionId = await findSessionIdByTokenHash(tx, tokenHash);
-      const session = sessionId ? await lockSession(tx, sessionId) : undefined;
+      const owner = await findTokenOwner(tx, tokenHash);
+      const user = owner ? await findUserForTokens(tx, owner.userId) : undefined;
+      const session = user && owner ? await lockSession(tx, owner.sessionId) : undefined;
       const token = session ? await lockRefreshToken(tx, tokenHash) : undefined;
       const now = clock.now();
       if (
+        !user ||
         !session ||
         !token ||
         session.revokedAt ||
@@ -108,8 +110,6 @@ export class TokenService {
       } else {
         await markRefreshTokenUsed(tx, token.id, at);
       }
-      const user = await findUserForTokens(tx, session.userId);
-      if (!user) return { kind: 'invalid' };
       await touchSession(tx, session.id, at);
       const tokens = await this.#issue(tx, user, session, token.id);
       return { kind: 'issued', user: toUser(user), tokens };

@@ -1,5 +1,6 @@
 // SQL for sessions and their refresh tokens (stored as SHA-256 only).
-// Lock order, everywhere: the session row first, then its refresh tokens, so concurrent writers never deadlock.
+// Lock order, everywhere: the user row, then the session row, then its refresh tokens, so concurrent writers
+// (refresh, logout, logout-all, password change, role change, deletion) never deadlock.
 import { and, desc, eq, gt, isNull, lt, ne, or, sql } from 'drizzle-orm';
 import type { Executor } from '../../db/client.js';
 import { refreshTokens, sessions } from '../../db/schema.js';
@@ -44,13 +45,17 @@ export async function insertRefreshToken(db: Executor, token: NewRefreshToken): 
   return row as { id: string };
 }
 
-/** The session a refresh token belongs to, without locking (the caller locks the session next). */
-export async function findSessionIdByTokenHash(db: Executor, tokenHash: string): Promise<string | undefined> {
+/** The session and user a refresh token belongs to, without locking (the caller locks in order next). */
+export async function findTokenOwner(
+  db: Executor,
+  tokenHash: string,
+): Promise<{ sessionId: string; userId: string } | undefined> {
   const [row] = await db
-    .select({ sessionId: refreshTokens.sessionId })
+    .select({ sessionId: refreshTokens.sessionId, userId: sessions.userId })
     .from(refreshTokens)
+    .innerJoin(sessions, eq(sessions.id, refreshTokens.sessionId))
     .where(eq(refreshTokens.tokenHash, tokenHash));
-  return row?.sessionId;
+  return row;
 }
 
 export async function lockSession(db: Executor, sessionId: string): Promise<SessionRow | undefined> {

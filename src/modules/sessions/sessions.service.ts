@@ -14,11 +14,12 @@ import { recordSecurityEvent } from '../security-events/security-events.service.
 import {
   findPasswordHash,
   lockPasswordHash,
+  lockUser,
   setTokensValidAfter,
   updatePasswordHash,
 } from '../users/users.repository.js';
 import {
-  findSessionIdByTokenHash,
+  findTokenOwner,
   listLiveSessions,
   lockLiveSessionOfUser,
   lockSession,
@@ -50,8 +51,8 @@ export class SessionService {
     await db.transaction(async (tx) => {
       const sessionIds = new Set<string>();
       if (credentials.refreshToken) {
-        const sessionId = await findSessionIdByTokenHash(tx, sha256(credentials.refreshToken));
-        if (sessionId) sessionIds.add(sessionId);
+        const owner = await findTokenOwner(tx, sha256(credentials.refreshToken));
+        if (owner) sessionIds.add(owner.sessionId);
       }
       const { accessToken } = credentials;
       if (accessToken) {
@@ -80,6 +81,9 @@ export class SessionService {
   async logoutAll(principal: Principal, context: RequestContext): Promise<void> {
     const { db, clock, revocations, log } = this.deps;
     await db.transaction(async (tx) => {
+      // The user row first: a refresh holding it share-locked commits before the not-before time is read, so the
+      // token it minted is older than that time.
+      await lockUser(tx, principal.userId);
       const now = clock.now();
       const at = new Date(now);
       await setTokensValidAfter(tx, principal.userId, at);
@@ -92,6 +96,8 @@ export class SessionService {
         details: { sessions: revoked.length },
       });
       await revocations.revokeUserTokensBefore(tx, principal.userId, now);
+      // And each session by id, so no token of these sessions survives, whenever it was minted.
+      for (const sessionId of revoked) await revocations.revokeSession(tx, sessionId);
     });
   }
 
