@@ -1,0 +1,119 @@
+// pruneExpired on real Postgres, with sessions aged by a movable clock: expired sessions (with their refresh tokens),
+// sessions revoked over the retention period, expired refresh tokens and expired revocations go; live ones stay.
+import { eq, inArray, lt } from 'drizzle-orm';
+import t from 'tap';
+import { refreshTokens, revocations, sessions } from '../../../src/db/schema.js';
+import { pruneExpired, REVOKED_SESSION_RETENTION_MS } from '../../../src/modules/sessions/housekeeping.js';
+import { buildTestApp } from '../../helpers/app.js';
+import { TestClock } from '../../helpers/clock.js';
+import {
+  assertError,
+  bearer,
+  type LoggedIn,
+  refresh,
+  refreshTokenRow,
+  registerAndLogin,
+  sessionRow,
+} from '../../helpers/session-flow.js';
+
+const HOUR = 3600 * 1000;
+const DAY = 24 * HOUR;
+
+const clock = new TestClock(Math.floor(Date.now() / 1000) * 1000);
+const { app } = await buildTestApp(t, {
+  clock,
+  env: { ACCESS_TOKEN_TTL: '60', REFRESH_TOKEN_TTL: '3600', SESSION_MAX_AGE: String((2 * DAY) / 1000) },
+});
+
+const logoutByRefresh = (session: LoggedIn) =>
+  app.inject({ method: 'POST', url: '/auth/logout', payload: { refreshToken: session.refreshToken } });
+
+t.test('retention is a day', async (t) => {
+  t.equal(REVOKED_SESSION_RETENTION_MS, DAY);
+});
+
+t.test('pruneExpired removes what can no longer matter and keeps the rest', async (t) => {
+  const t0 = clock.now();
+  // T0: a session that will expire, with a rotated family; a revoked one; one logged out by access token.
+  const expiring = await registerAndLogin(app);
+  const expiringChild = (await refresh(app, expiring.refreshToken)).json();
+  const revokedThenExpired = await registerAndLogin(app);
+  t.equal((await logoutByRefresh(revokedThenExpired)).statusCode, 204);
+  const loggedOutByAccess = await registerAndLogin(app);
+  const byAccess = await app.inject({
+    method: 'POST',
+    url: '/auth/logout',
+    headers: bearer(loggedOutByAccess.accessToken),
+  });
+  t.equal(byAccess.statusCode, 204);
+
+  // T0 + 1 day: a live session whose first refresh token will expire; one revoked at once (over a day before T1).
+  clock.set(t0 + DAY);
+  const middle = await registerAndLogin(app);
+  const revokedLongAgo = await registerAndLogin(app);
+  t.equal((await logoutByRefresh(revokedLongAgo)).statusCode, 204);
+
+  // T0 + 1 day + 2 h: revoked less than a day before T1.
+  clock.set(t0 + DAY + 2 * HOUR);
+  const revokedRecently = await registerAndLogin(app);
+  t.equal((await logoutByRefresh(revokedRecently)).statusCode, 204);
+
+  // T1 = T0 + 2 days + 1 s: a live, rotated session; one revoked just now.
+  const t1 = t0 + 2 * DAY + 1000;
+  clock.set(t1);
+  const live = await registerAndLogin(app);
+  const liveChild = (await refresh(app, live.refreshToken)).json();
+  const revokedNow = await registerAndLogin(app);
+  t.equal((await logoutByRefresh(revokedNow)).statusCode, 204);
+
+  const gone = [expiring, revokedThenExpired, loggedOutByAccess, revokedLongAgo].map((s) => s.sessionId);
+  const kept = [middle, revokedRecently, live, revokedNow].map((s) => s.sessionId);
+  const expiredRevocations = await app.db
+    .select()
+    .from(revocations)
+    .where(lt(revocations.expiresAt, new Date(t1)));
+  const allRevocations = await app.db.select().from(revocations);
+  t.ok(expiredRevocations.length >= 5, 'several revocations have expired');
+  t.ok(allRevocations.length > expiredRevocations.length, 'and some have not');
+
+  const result = await pruneExpired(app.db, app.revocations, clock);
+  t.strictSame(result, {
+    sessions: 4,
+    // The expired tokens of sessions that stay: the middle session's first token and the recently revoked one's.
+    refreshTokens: 2,
+    revocations: expiredRevocations.length,
+  });
+
+  const remaining = await app.db.select({ id: sessions.id }).from(sessions);
+  t.strictSame(remaining.map((row) => row.id).sort(), [...kept].sort(), 'exactly the expected sessions remain');
+  const orphans = await app.db.select().from(refreshTokens).where(inArray(refreshTokens.sessionId, gone));
+  t.equal(orphans.length, 0, 'the refresh tokens of pruned sessions went with them');
+  t.notOk(await refreshTokenRow(app, expiringChild.refreshToken), 'including rotated children');
+  t.notOk(await refreshTokenRow(app, middle.refreshToken), 'an expired token of a live session is gone');
+  t.ok(await sessionRow(app, middle.sessionId), 'but its session stays');
+  t.ok(await refreshTokenRow(app, live.refreshToken), 'a used, unexpired token stays, for reuse detection');
+  t.ok(await refreshTokenRow(app, liveChild.refreshToken));
+  t.ok(await refreshTokenRow(app, revokedNow.refreshToken), 'a revoked, unexpired token stays');
+
+  const left = await app.db.select().from(revocations);
+  t.equal(left.length, allRevocations.length - expiredRevocations.length, 'only live revocations remain');
+  t.ok(
+    left.every((row) => row.expiresAt.getTime() >= t1),
+    'none of them expired',
+  );
+  const [revokedNowEntry] = await app.db.select().from(revocations).where(eq(revocations.value, revokedNow.sessionId));
+  t.equal(revokedNowEntry?.kind, 'sid', "the live session revocation's row stays");
+
+  // What stays keeps working as before.
+  t.equal((await refresh(app, liveChild.refreshToken)).statusCode, 200, 'the live session refreshes');
+  clock.advance(60_000);
+  assertError(t, await refresh(app, live.refreshToken), 401, 'REFRESH_TOKEN_REUSED', 'reuse is still detected');
+  assertError(t, await refresh(app, revokedNow.refreshToken), 401, 'REFRESH_TOKEN_INVALID', 'revoked stays revoked');
+  assertError(t, await refresh(app, expiring.refreshToken), 401, 'REFRESH_TOKEN_INVALID', 'a pruned token is unknown');
+
+  t.strictSame(
+    await pruneExpired(app.db, app.revocations, clock),
+    { sessions: 0, refreshTokens: 0, revocations: 0 },
+    'a second run finds nothing',
+  );
+});
