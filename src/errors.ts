@@ -1,6 +1,6 @@
 // The error catalogue: every error the contract names, with its stable code and status.
 import { STATUS_CODES } from 'node:http';
-import createError, { type FastifyErrorConstructor } from '@fastify/error';
+import createError from '@fastify/error';
 
 const define = (code: string, statusCode: number, message: string) => createError(code, message, statusCode);
 
@@ -29,8 +29,6 @@ export const LastAdmin = define('LAST_ADMIN', 409, 'The change would leave no ad
 export const PayloadTooLarge = define('PAYLOAD_TOO_LARGE', 413, 'The request body exceeds %s bytes');
 export const UnsupportedMediaType = define('UNSUPPORTED_MEDIA_TYPE', 415, 'Request bodies must be application/json');
 export const RateLimited = define('RATE_LIMITED', 429, 'Too many requests; retry in %s seconds');
-export const ServiceUnavailable = define('SERVICE_UNAVAILABLE', 503, 'A backing service is unavailable; retry shortly');
-export const InternalError = define('INTERNAL_ERROR', 500, 'Internal server error (request id %s)');
 
 export type ErrorCode =
   | 'VALIDATION_FAILED'
@@ -91,5 +89,3 @@ export class DependencyUnavailable extends Error {
 export function rateLimited(retryAfterSeconds: number): Error & { retryAfterSeconds: number } {
   return Object.assign(new RateLimited(String(retryAfterSeconds)), { retryAfterSeconds });
 }
-
-export type AppErrorConstructor = FastifyErrorConstructor;

@@ -10,7 +10,6 @@ export const ErrorSchema = Type.Object(
   },
   { description: 'Every error response has this shape' },
 );
-export type ErrorResponse = Static<typeof ErrorSchema>;
 
 /** Response schemas for the listed error statuses, all of the one error shape. */
 export function errorResponses(...statuses: number[]): Record<number, typeof ErrorSchema> {
@@ -30,8 +29,6 @@ export const PageQuerySchema = Type.Object(
   { additionalProperties: false },
 );
 export type PageQuery = Static<typeof PageQuerySchema>;
-
-export const IsoDateTime = (description?: string) => Type.String({ format: 'date-time', description });
 
 /** OpenAPI security of the authenticated routes: a Bearer access token, or the access cookie. */
 export const bearerOrCookie: { [scheme: string]: string[] }[] = [{ bearerAuth: [] }, { cookieAuth: [] }];

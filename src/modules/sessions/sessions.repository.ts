@@ -1,7 +1,7 @@
 // SQL for sessions and their refresh tokens (stored as SHA-256 only).
 // Lock order, everywhere: the user row, then the session row, then its refresh tokens, so concurrent writers
 // (refresh, logout, logout-all, password change, role change, deletion) never deadlock.
-import { and, desc, eq, gt, isNull, lt, ne, or, sql } from 'drizzle-orm';
+import { and, desc, eq, gt, isNull, lt, ne, or } from 'drizzle-orm';
 import type { Executor } from '../../db/client.js';
 import { refreshTokens, sessions } from '../../db/schema.js';
 import type { CursorPosition } from '../../lib/cursor.js';
@@ -179,5 +179,3 @@ export async function pruneSessions(
     .returning({ id: refreshTokens.id });
   return { sessions: deletedSessions.length, refreshTokens: deletedTokens.length };
 }
-
-export { sql };
