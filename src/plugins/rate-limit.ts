@@ -5,6 +5,10 @@ import type { FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { rateLimited } from '../errors.js';
 import type { Store } from '../store/store.js';
+import { notFound } from './error-handler.js';
+
+// Unknown URLs share one per-IP budget: probing for routes is reconnaissance.
+const NOT_FOUND_PER_IP_PER_MINUTE = 60;
 
 /** A fixed-window budget per client IP; `onExceeded` learns who was limited (e.g. to record an event). */
 export function perIp(
@@ -49,6 +53,7 @@ export default fp(
   async (app) => {
     if (!app.config.rateLimit.enabled) {
       app.log.warn('RATE_LIMIT_ENABLED=false: no rate limits apply');
+      app.setNotFoundHandler(notFound);
       return;
     }
     await app.register(rateLimit, {
@@ -64,6 +69,10 @@ export default fp(
       },
       errorResponseBuilder: (_request, context) => rateLimited(Math.max(1, Math.ceil(context.ttl / 1000))),
     });
+    app.setNotFoundHandler(
+      { preHandler: app.rateLimit(perIp('not-found', NOT_FOUND_PER_IP_PER_MINUTE, 60_000)) },
+      notFound,
+    );
   },
-  { name: 'rate-limit', dependencies: ['config', 'store'] },
+  { name: 'rate-limit', dependencies: ['config', 'store', 'error-handler'] },
 );

@@ -224,3 +224,23 @@ t.test('a bare Fastify with the error handler', async (t) => {
     t.match(response.json().message, 'DELETE /nothing');
   });
 });
+
+t.test('unknown URLs share a per-IP budget: probing answers 429 after 60 a minute', async (t) => {
+  const { app } = await buildTestApp(t, { env: { RATE_LIMIT_ENABLED: 'true' } });
+  const probe = (path: string, remoteAddress = '203.0.113.7') =>
+    app.inject({ method: 'GET', url: path, remoteAddress });
+  for (let i = 0; i < 60; i++) {
+    const response = await probe(`/probe-${i}`);
+    if (response.statusCode !== 404) t.fail(`probe ${i} answered ${response.statusCode}`);
+  }
+  const limited = await probe('/probe-60');
+  t.equal(limited.statusCode, 429);
+  t.equal(limited.json().code, 'RATE_LIMITED');
+  t.ok(Number(limited.headers['retry-after']) > 0, 'Retry-After is set');
+  t.equal((await probe('/probe-61', '203.0.113.8')).statusCode, 404, 'another address has its own budget');
+  t.equal(
+    (await app.inject({ method: 'GET', url: '/health/live', remoteAddress: '203.0.113.7' })).statusCode,
+    200,
+    'known routes are unaffected',
+  );
+});
