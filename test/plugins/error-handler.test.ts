@@ -6,7 +6,7 @@ import { systemClock } from '../../src/clock.js';
 import { loadConfig } from '../../src/config.js';
 import { DependencyUnavailable, EmailTaken, TokenInvalid, TokenMissing } from '../../src/errors.js';
 import configPlugin from '../../src/plugins/config.js';
-import errorHandlerPlugin from '../../src/plugins/error-handler.js';
+import errorHandlerPlugin, { notFound } from '../../src/plugins/error-handler.js';
 import { buildTestApp } from '../helpers/app.js';
 
 const errorKeys = ['code', 'error', 'message', 'statusCode'];
@@ -116,6 +116,8 @@ async function bareApp(t: Test) {
     clock: systemClock,
   });
   await app.register(errorHandlerPlugin);
+  // In the real app the rate-limit plugin installs it, behind a per-IP budget.
+  app.setNotFoundHandler(notFound);
   t.teardown(() => app.close());
   return { app, logs };
 }
@@ -217,7 +219,7 @@ t.test('a bare Fastify with the error handler', async (t) => {
     assertErrorShape(t, invalid.json(), 401, 'TOKEN_INVALID', 'Unauthorized');
   });
 
-  t.test('the 404 handler applies on a bare instance too', async (t) => {
+  t.test('the 404 handler has the error shape on a bare instance too', async (t) => {
     const response = await app.inject({ method: 'DELETE', url: '/nothing' });
     t.equal(response.statusCode, 404);
     assertErrorShape(t, response.json(), 404, 'NOT_FOUND', 'Not Found');
