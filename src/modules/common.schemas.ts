@@ -16,7 +16,13 @@ export function errorResponses(...statuses: number[]): Record<number, typeof Err
   return Object.fromEntries(statuses.map((status) => [status, ErrorSchema]));
 }
 
-export const IdParamsSchema = Type.Object({ id: Type.String({ format: 'uuid' }) });
+// A plain UUID, either case: ajv's `uuid` format also takes a `urn:uuid:` prefix, which Postgres would refuse.
+export const UuidSchema = Type.String({
+  pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$',
+  description: 'UUID',
+});
+
+export const IdParamsSchema = Type.Object({ id: UuidSchema });
 export type IdParams = Static<typeof IdParamsSchema>;
 
 export const PageQuerySchema = Type.Object(

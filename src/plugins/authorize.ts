@@ -16,8 +16,9 @@ export const permissionsByRole: Readonly<Record<RoleName, readonly Permission[]>
 };
 
 export function can(roles: readonly string[], permission: Permission): boolean {
-  return roles.some((role) =>
-    (permissionsByRole as Record<string, readonly Permission[] | undefined>)[role]?.includes(permission),
+  // Own keys only: a role named `constructor` or `__proto__` must not reach Object.prototype.
+  return roles.some(
+    (role) => Object.hasOwn(permissionsByRole, role) && permissionsByRole[role as RoleName].includes(permission),
   );
 }
 

@@ -39,6 +39,13 @@ const revocationRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/auth/revocations',
     {
+      // Before validation: a disabled feed is 404 whatever the query, and a caller without the secret learns nothing.
+      onRequest: async (request) => {
+        if (!revocationFeedToken) throw new NotFound('The revocation feed is not enabled');
+        const match = /^bearer\s+(\S+)$/i.exec(request.headers.authorization ?? '');
+        if (!match?.[1]) throw new TokenMissing();
+        if (!safeEqual(match[1], revocationFeedToken)) throw new TokenInvalid();
+      },
       schema: {
         tags: ['keys'],
         summary: 'Live deny-list entries changed since a cursor (404 when no REVOCATION_FEED_TOKEN is configured)',
@@ -48,10 +55,6 @@ const revocationRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply): Promise<Feed> => {
-      if (!revocationFeedToken) throw new NotFound('The revocation feed is not enabled');
-      const match = /^bearer\s+(\S+)$/i.exec(request.headers.authorization ?? '');
-      if (!match?.[1]) throw new TokenMissing();
-      if (!safeEqual(match[1], revocationFeedToken)) throw new TokenInvalid();
       const since = Number(request.query.since ?? 0);
       const now = app.clock.now();
       const rows = await app.db

@@ -76,7 +76,8 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request) => {
-      if (principalOf(request).userId !== request.params.id) assertPermission(request, 'users:read');
+      // UUIDs compare case-insensitively, as Postgres does.
+      if (principalOf(request).userId !== request.params.id.toLowerCase()) assertPermission(request, 'users:read');
       return { user: await services.users.get(request.params.id) };
     },
   );
