@@ -8,7 +8,6 @@ import { randomToken, sha256 } from '../../lib/ids.js';
 import type { RequestContext } from '../../lib/request-context.js';
 import type { AccessTokens } from '../../plugins/access-tokens.js';
 import type { RevocationService } from '../revocations/revocations.service.js';
-import { recordSecurityEvent } from '../security-events/security-events.service.js';
 import {
   findTokenOwner,
   insertRefreshToken,
@@ -16,9 +15,9 @@ import {
   lockRefreshToken,
   lockSession,
   markRefreshTokenUsed,
-  revokeSessionRow,
   touchSession,
 } from '../sessions/sessions.repository.js';
+import { endSession } from '../sessions/sessions.service.js';
 import { findUserForTokens, toUser } from '../users/users.repository.js';
 import type { User } from '../users/users.schemas.js';
 
@@ -95,15 +94,7 @@ export class TokenService {
         const withinGrace = now - token.usedAt.getTime() < config.refreshReuseInterval * 1000;
         if (!withinGrace) {
           // A rotated token presented again: assume it was stolen and end the whole session.
-          await revokeSessionRow(tx, session.id, at);
-          await recordSecurityEvent(tx, log, {
-            type: 'refresh_token_reused',
-            userId: session.userId,
-            context,
-            at,
-            details: { sessionId: session.id },
-          });
-          await revocations.revokeSession(tx, session.id);
+          await endSession(tx, { revocations, log }, session, { type: 'refresh_token_reused', context, at });
           return { kind: 'reused' };
         }
         // Inside the grace interval: the same client racing itself. Another pair, nothing revoked.

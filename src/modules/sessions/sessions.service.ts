@@ -1,7 +1,7 @@
 // Ending sessions (logout, logout-all, revoking one, password change) and listing them.
 import type { FastifyBaseLogger } from 'fastify';
 import type { Clock } from '../../clock.js';
-import type { Database } from '../../db/client.js';
+import type { Database, Executor } from '../../db/client.js';
 import { InvalidCredentials, NotFound } from '../../errors.js';
 import { decodeCursor, paginate } from '../../lib/cursor.js';
 import { sha256 } from '../../lib/ids.js';
@@ -27,6 +27,27 @@ import {
   revokeUserSessions,
 } from './sessions.repository.js';
 import type { SessionList } from './sessions.schemas.js';
+
+/**
+ * Ends one locked session: the row and its refresh tokens revoked, the event recorded, and the session's access
+ * tokens deny-listed, all in the caller's transaction.
+ */
+export async function endSession(
+  tx: Executor,
+  deps: { revocations: RevocationService; log: FastifyBaseLogger },
+  session: { id: string; userId: string },
+  event: { type: 'logged_out' | 'session_revoked' | 'refresh_token_reused'; context: RequestContext; at: Date },
+): Promise<void> {
+  await revokeSessionRow(tx, session.id, event.at);
+  await recordSecurityEvent(tx, deps.log, {
+    type: event.type,
+    userId: session.userId,
+    context: event.context,
+    at: event.at,
+    details: { sessionId: session.id },
+  });
+  await deps.revocations.revokeSession(tx, session.id);
+}
 
 export interface SessionServiceDeps {
   db: Database;
@@ -64,15 +85,7 @@ export class SessionService {
       for (const sessionId of [...sessionIds].sort()) {
         const session = await lockSession(tx, sessionId);
         if (!session || session.revokedAt) continue;
-        await revokeSessionRow(tx, session.id, at);
-        await recordSecurityEvent(tx, log, {
-          type: 'logged_out',
-          userId: session.userId,
-          context,
-          at,
-          details: { sessionId },
-        });
-        await revocations.revokeSession(tx, session.id);
+        await endSession(tx, { revocations, log }, session, { type: 'logged_out', context, at });
       }
     });
   }
@@ -132,15 +145,7 @@ export class SessionService {
       const at = new Date(clock.now());
       const session = await lockLiveSessionOfUser(tx, sessionId, principal.userId, at);
       if (!session) throw new NotFound('Session not found');
-      await revokeSessionRow(tx, session.id, at);
-      await recordSecurityEvent(tx, log, {
-        type: 'session_revoked',
-        userId: principal.userId,
-        context,
-        at,
-        details: { sessionId },
-      });
-      await revocations.revokeSession(tx, session.id);
+      await endSession(tx, { revocations, log }, session, { type: 'session_revoked', context, at });
     });
   }
 
