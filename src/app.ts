@@ -71,7 +71,7 @@ export type App = FastifyInstance<
 
 export async function buildApp(config: Config, options: BuildOptions = {}): Promise<App> {
   const app = Fastify({
-    logger: options.logger ?? loggerOptions(config) ?? false,
+    logger: options.logger ?? loggerOptions(config),
     genReqId: () => randomUUID(),
     bodyLimit: BODY_LIMIT_BYTES,
     // A hop count is supported by Fastify (proxy-addr) though its types omit it.
@@ -87,29 +87,35 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     reply.header('x-request-id', request.id);
   });
 
-  await app.register(configPlugin, { config, clock: options.clock ?? systemClock });
-  await app.register(errorHandlerPlugin);
-  await app.register(securityPlugin);
-  await app.register(docsPlugin);
-  await app.register(dbPlugin);
-  await app.register(storePlugin);
-  await app.register(keysPlugin);
-  await app.register(passwordsPlugin);
-  await app.register(accessTokensPlugin);
-  await app.register(authenticatePlugin);
-  await app.register(authorizePlugin);
-  await app.register(rateLimitPlugin);
-  await app.register(revocationsPlugin);
-  await app.register(servicesPlugin);
-  await app.register(housekeepingPlugin);
+  try {
+    await app.register(configPlugin, { config, clock: options.clock ?? systemClock });
+    await app.register(errorHandlerPlugin);
+    await app.register(securityPlugin);
+    await app.register(docsPlugin);
+    await app.register(dbPlugin);
+    await app.register(storePlugin);
+    await app.register(keysPlugin);
+    await app.register(passwordsPlugin);
+    await app.register(accessTokensPlugin);
+    await app.register(authenticatePlugin);
+    await app.register(authorizePlugin);
+    await app.register(rateLimitPlugin);
+    await app.register(revocationsPlugin);
+    await app.register(servicesPlugin);
+    await app.register(housekeepingPlugin);
 
-  await app.register(healthRoutes);
-  await app.register(jwksRoutes);
-  await app.register(authRoutes);
-  await app.register(sessionsRoutes);
-  await app.register(usersRoutes);
-  await app.register(revocationRoutes);
+    await app.register(healthRoutes);
+    await app.register(jwksRoutes);
+    await app.register(authRoutes);
+    await app.register(sessionsRoutes);
+    await app.register(usersRoutes);
+    await app.register(revocationRoutes);
 
-  await app.ready();
+    await app.ready();
+  } catch (error) {
+    // A failed boot (a bad key, an unreachable database) must not leave a pool or a Redis connection open.
+    await app.close().catch(() => undefined);
+    throw error;
+  }
   return app;
 }
