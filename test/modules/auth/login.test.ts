@@ -279,7 +279,7 @@ t.test('enumeration: unknown email and wrong password give byte-identical answer
     message: wrongPassword.json().message,
   });
   const comparable = (response: LightMyRequestResponse) => {
-    const { 'x-request-id': requestId, date, ...rest } = response.headers;
+    const { 'x-request-id': requestId, date: _date, ...rest } = response.headers;
     t.match(requestId, UUID, 'a request id');
     return rest;
   };
