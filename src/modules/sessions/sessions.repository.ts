@@ -15,6 +15,10 @@ export interface NewSession {
 }
 
 export type SessionRow = typeof sessions.$inferSelect;
+
+/** A live session of the user: neither revoked nor past its absolute expiry. */
+const liveSessionOf = (userId: string, now: Date) =>
+  and(eq(sessions.userId, userId), isNull(sessions.revokedAt), gt(sessions.expiresAt, now));
 export type RefreshTokenRow = typeof refreshTokens.$inferSelect;
 
 export async function insertSession(db: Executor, session: NewSession): Promise<{ id: string; expiresAt: Date }> {
@@ -98,14 +102,7 @@ export async function revokeUserSessions(
   const live = await db
     .select({ id: sessions.id })
     .from(sessions)
-    .where(
-      and(
-        eq(sessions.userId, userId),
-        isNull(sessions.revokedAt),
-        gt(sessions.expiresAt, at),
-        exceptSessionId ? ne(sessions.id, exceptSessionId) : undefined,
-      ),
-    )
+    .where(and(liveSessionOf(userId, at), exceptSessionId ? ne(sessions.id, exceptSessionId) : undefined))
     .orderBy(sessions.id)
     .for('update');
   for (const { id } of live) await revokeSessionRow(db, id, at);
@@ -122,14 +119,7 @@ export async function lockLiveSessionOfUser(
   const [row] = await db
     .select()
     .from(sessions)
-    .where(
-      and(
-        eq(sessions.id, sessionId),
-        eq(sessions.userId, userId),
-        isNull(sessions.revokedAt),
-        gt(sessions.expiresAt, now),
-      ),
-    )
+    .where(and(eq(sessions.id, sessionId), liveSessionOf(userId, now)))
     .for('update');
   return row;
 }
@@ -147,9 +137,7 @@ export async function listLiveSessions(
     .from(sessions)
     .where(
       and(
-        eq(sessions.userId, userId),
-        isNull(sessions.revokedAt),
-        gt(sessions.expiresAt, now),
+        liveSessionOf(userId, now),
         after
           ? or(lt(sessions.createdAt, after.at), and(eq(sessions.createdAt, after.at), lt(sessions.id, after.id)))
           : undefined,
