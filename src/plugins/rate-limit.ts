@@ -1,5 +1,5 @@
 // Per-IP request budgets on @fastify/rate-limit, counted in our store (Redis: shared by every instance).
-// Routes opt in with `config: { rateLimit: perIp(max, windowMs) }`; a store failure fails closed (503).
+// Routes opt in with `config: { rateLimit: perIp(name, max, windowMs) }`; a store failure fails closed (503).
 import rateLimit, { type FastifyRateLimitStore, type RateLimitOptions } from '@fastify/rate-limit';
 import type { FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
@@ -25,7 +25,7 @@ export function perIp(
     keyGenerator: (request) => `${name}:${request.ip}`,
   };
   // Only when given: an explicit undefined would replace the plugin's default handler.
-  if (onExceeded) options.onExceeded = (request) => onExceeded(request);
+  if (onExceeded) options.onExceeded = onExceeded;
   return options;
 }
 

@@ -34,7 +34,7 @@ export default fp(
         log,
       }),
       sessions: new SessionService({ db, passwords, revocations, clock, log }),
-      users: new UserService({ db, passwords, revocations, clock, log }),
+      users: new UserService({ db, revocations, clock, log }),
     });
   },
   { name: 'services', dependencies: ['db', 'store', 'passwords', 'access-tokens', 'revocations'] },

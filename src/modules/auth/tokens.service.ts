@@ -66,8 +66,9 @@ export class TokenService {
   }
 
   /**
-   * Rotation with reuse detection (contract: Refresh rotation and reuse). The session row, then the token row, are
-   * locked, so concurrent presentations of one token are serialised.
+   * Rotation with reuse detection (contract: Refresh rotation and reuse). Locks in the one order every session
+   * writer uses: the user row (shared: a role change or logout-all waits, or is waited for), then the session row,
+   * then the token row, so concurrent presentations of one token are serialised without deadlocks.
    */
   async refresh(presented: string, context: RequestContext): Promise<{ user: User; tokens: IssuedTokens }> {
     const { db, clock, config, revocations, log } = this.deps;

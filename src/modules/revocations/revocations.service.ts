@@ -56,12 +56,9 @@ export class RevocationService {
     notBefore: Date | null,
     ttlMs: number,
   ): Promise<void> {
-    await db.insert(revocations).values({
-      kind,
-      value,
-      notBefore,
-      expiresAt: new Date(this.clock.now() + ttlMs),
-      createdAt: new Date(this.clock.now()),
-    });
+    const now = this.clock.now();
+    await db
+      .insert(revocations)
+      .values({ kind, value, notBefore, expiresAt: new Date(now + ttlMs), createdAt: new Date(now) });
   }
 }

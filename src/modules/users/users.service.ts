@@ -25,7 +25,6 @@ import type { RoleName, User, UserList } from './users.schemas.js';
 
 export interface UserServiceDeps {
   db: Database;
-  passwords: Passwords;
   revocations: RevocationService;
   clock: Clock;
   log: FastifyBaseLogger;
@@ -102,7 +101,7 @@ export class UserService {
  * left alone). Returns what happened.
  */
 export async function createOrPromoteAdmin(
-  deps: Pick<UserServiceDeps, 'db' | 'passwords' | 'clock' | 'log'>,
+  deps: Pick<UserServiceDeps, 'db' | 'clock' | 'log'> & { passwords: Passwords },
   email: string,
   password: string | undefined,
 ): Promise<{ user: User; outcome: 'created' | 'promoted' | 'already-admin' }> {
