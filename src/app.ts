@@ -11,26 +11,25 @@ import Fastify, {
 import { type Clock, systemClock } from './clock.js';
 import type { Config } from './config.js';
 import { validatorCompiler } from './lib/validation.js';
-import authRoutes from './modules/auth/auth.routes.js';
-import healthRoutes from './modules/health/health.routes.js';
-import jwksRoutes from './modules/jwks/jwks.routes.js';
-import revocationRoutes from './modules/revocations/revocations.routes.js';
-import sessionsRoutes from './modules/sessions/sessions.routes.js';
-import usersRoutes from './modules/users/users.routes.js';
+import authModule from './modules/auth/index.js';
+import healthModule from './modules/health/index.js';
+import jwksModule from './modules/jwks/index.js';
+import revocationsModule from './modules/revocations/index.js';
+import sessionsModule from './modules/sessions/index.js';
+import usersModule from './modules/users/index.js';
 import accessTokensPlugin from './plugins/access-tokens.js';
 import authenticatePlugin from './plugins/authenticate.js';
 import authorizePlugin from './plugins/authorize.js';
 import configPlugin from './plugins/config.js';
+import cookiesPlugin from './plugins/cookies.js';
 import dbPlugin from './plugins/db.js';
 import docsPlugin from './plugins/docs.js';
 import errorHandlerPlugin from './plugins/error-handler.js';
-import housekeepingPlugin from './plugins/housekeeping.js';
 import keysPlugin from './plugins/keys.js';
 import passwordsPlugin from './plugins/passwords.js';
 import rateLimitPlugin from './plugins/rate-limit.js';
-import revocationsPlugin from './plugins/revocations.js';
+import secretsPlugin from './plugins/secrets.js';
 import securityPlugin from './plugins/security.js';
-import servicesPlugin from './plugins/services.js';
 import storePlugin from './plugins/store.js';
 
 export interface BuildOptions {
@@ -88,6 +87,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   });
 
   try {
+    // Infrastructure: one concern each, no feature knowledge.
     await app.register(configPlugin, { config, clock: options.clock ?? systemClock });
     await app.register(errorHandlerPlugin);
     await app.register(securityPlugin);
@@ -95,21 +95,21 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     await app.register(dbPlugin);
     await app.register(storePlugin);
     await app.register(keysPlugin);
+    await app.register(secretsPlugin);
+    await app.register(cookiesPlugin);
     await app.register(passwordsPlugin);
     await app.register(accessTokensPlugin);
     await app.register(authenticatePlugin);
     await app.register(authorizePlugin);
     await app.register(rateLimitPlugin);
-    await app.register(revocationsPlugin);
-    await app.register(servicesPlugin);
-    await app.register(housekeepingPlugin);
 
-    await app.register(healthRoutes);
-    await app.register(jwksRoutes);
-    await app.register(authRoutes);
-    await app.register(sessionsRoutes);
-    await app.register(usersRoutes);
-    await app.register(revocationRoutes);
+    // Features: each module builds its service from the decorators above and registers its routes.
+    await app.register(healthModule);
+    await app.register(jwksModule);
+    await app.register(revocationsModule);
+    await app.register(sessionsModule);
+    await app.register(authModule);
+    await app.register(usersModule);
 
     await app.ready();
   } catch (error) {

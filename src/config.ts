@@ -37,6 +37,7 @@ export const EnvSchema = Type.Object({
   JWKS_MAX_AGE: Seconds(600, 0),
   KEY_ACTIVATION_DELAY: Type.Optional(Seconds(900, 0)),
   COOKIE_SECURE: Type.Boolean({ default: true }),
+  SESSION_SECRET: Type.Optional(Type.String({ minLength: 32, description: 'a secret of at least 32 characters' })),
   REVOCATION_FEED_TOKEN: Type.Optional(
     Type.String({ minLength: 32, description: 'a secret of at least 32 characters' }),
   ),
@@ -81,6 +82,8 @@ export interface Config {
   jwksMaxAge: number;
   keyActivationDelay: number;
   cookieSecure: boolean;
+  /** Unset: KEYS_DIR/session.secret (generated outside production). */
+  sessionSecret: string | undefined;
   revocationFeedToken: string | undefined;
   corsOrigins: string[];
   trustProxy: TrustProxy;
@@ -105,7 +108,7 @@ export class ConfigError extends Error {
 
 const envKeys = Object.keys(EnvSchema.properties) as (keyof Env)[];
 const integerKeys = envKeys.filter((key) => (EnvSchema.properties[key] as { type?: string }).type === 'integer');
-const secretKeys = new Set<string>(['DATABASE_URL', 'REDIS_URL', 'REVOCATION_FEED_TOKEN']);
+const secretKeys = new Set<string>(['DATABASE_URL', 'REDIS_URL', 'REVOCATION_FEED_TOKEN', 'SESSION_SECRET']);
 
 /** Reads and validates the environment; throws one ConfigError naming every bad variable. */
 export function loadConfig(source: Record<string, string | undefined> = process.env): Config {
@@ -193,6 +196,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     // A new key is published this long before it signs, so every cached JWKS has seen it.
     keyActivationDelay: env.KEY_ACTIVATION_DELAY ?? env.JWKS_MAX_AGE + 300,
     cookieSecure: env.COOKIE_SECURE,
+    sessionSecret: env.SESSION_SECRET,
     revocationFeedToken: env.REVOCATION_FEED_TOKEN,
     corsOrigins,
     trustProxy: trustProxy as TrustProxy,

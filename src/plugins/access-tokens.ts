@@ -26,9 +26,8 @@ export interface VerifiedAccessToken {
 
 export interface IssuedAccessToken {
   token: string;
-  jti: string;
+  /** Seconds. */
   expiresIn: number;
-  expiresAt: number;
 }
 
 export interface AccessTokens {
@@ -105,7 +104,7 @@ export default fp(
           sid: sessionId,
           roles,
         };
-        return { token: signerFor(keys.active)(claims), jti, expiresIn: accessTokenTtl, expiresAt: exp * 1000 };
+        return { token: signerFor(keys.active)(claims), expiresIn: accessTokenTtl };
       },
 
       async verify(token, options = {}) {

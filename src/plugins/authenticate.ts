@@ -1,57 +1,86 @@
-// Decorates `authenticate`, the one verifier any route opts into: token from Bearer header or access cookie,
-// signature and claims, CSRF for cookie requests, then the deny-list in one round trip.
+// The one credential reader (which credential a request presents, and the CSRF rule that comes with a cookie) and
+// `authenticate`, the one verifier any route opts into: signature and claims, CSRF, then the deny-list.
 import type { FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { TokenInvalid, TokenMissing, TokenRevoked } from '../errors.js';
-import { assertCsrf, cookieNames } from '../modules/auth/cookie-policy.js';
 import type { VerifiedAccessToken } from './access-tokens.js';
+import type { CookiePolicy } from './cookies.js';
 
 /** Who is calling, as established by a verified, non-revoked access token. */
 export interface Principal {
   userId: string;
   sessionId: string;
   roles: string[];
-  tokenId: string;
-  /** Epoch ms. */
-  expiresAt: number;
-  via: 'header' | 'cookie';
+}
+
+/** A credential as the request presents it. */
+export interface PresentedCredential {
+  token: string;
+  /** `header` and `body` are explicit; a `cookie` rides along with every request of the browser. */
+  via: 'header' | 'body' | 'cookie';
+  /** The CSRF rule: a no-op unless the credential is a cookie (then an unsafe method must prove the session). */
+  assertCsrf(sessionId: string): void;
+}
+
+export interface PresentedCredentials {
+  /** The Bearer header, else the access cookie. */
+  access?: PresentedCredential;
+  /** A refresh token in the body, else the refresh cookie. */
+  refresh?: PresentedCredential;
 }
 
 declare module 'fastify' {
   interface FastifyInstance {
     authenticate(request: FastifyRequest): Promise<void>;
+    /** Which credentials the request presents; `refreshToken` is the body's, if the route takes one. */
+    credentials(request: FastifyRequest, refreshToken?: string): PresentedCredentials;
   }
   interface FastifyRequest {
     principal: Principal | null;
   }
 }
 
-export interface PresentedToken {
-  token: string;
-  via: 'header' | 'cookie';
-}
-
 /**
  * RFC 6750 §2.1 with the contract's rules: the scheme is case-insensitive; another scheme or a bare value counts
- * as no header; `Bearer` with an empty or malformed value is invalid. Bearer wins over the cookie.
+ * as no header; `Bearer` with an empty or malformed value is invalid.
  */
-export function presentedAccessToken(request: FastifyRequest, cookieSecure: boolean): PresentedToken | undefined {
+export function bearerToken(request: FastifyRequest): string | undefined {
   const header = request.headers.authorization;
-  if (header) {
-    const match = /^(\S+)(?:\s+(.*))?$/.exec(header.trim());
-    if (match?.[1]?.toLowerCase() === 'bearer') {
-      const value = match[2]?.trim() ?? '';
-      if (!/^[A-Za-z0-9\-._~+/]+=*$/.test(value)) throw new TokenInvalid();
-      return { token: value, via: 'header' };
-    }
-  }
-  const cookie = request.cookies[cookieNames(cookieSecure).access];
-  return cookie ? { token: cookie, via: 'cookie' } : undefined;
+  if (!header) return undefined;
+  const match = /^(\S+)(?:\s+(.*))?$/.exec(header.trim());
+  if (match?.[1]?.toLowerCase() !== 'bearer') return undefined;
+  const value = match[2]?.trim() ?? '';
+  if (!/^[A-Za-z0-9\-._~+/]+=*$/.test(value)) throw new TokenInvalid();
+  return value;
+}
+
+export function readCredentials(
+  request: FastifyRequest,
+  policy: CookiePolicy,
+  refreshToken?: string,
+): PresentedCredentials {
+  const explicit = (token: string, via: 'header' | 'body'): PresentedCredential => ({
+    token,
+    via,
+    assertCsrf: () => undefined,
+  });
+  const cookie = (token: string): PresentedCredential => ({
+    token,
+    via: 'cookie',
+    assertCsrf: (sessionId) => policy.assertCsrf(request, sessionId),
+  });
+  const bearer = bearerToken(request);
+  const accessCookie = request.cookies[policy.names.access];
+  const refreshCookie = request.cookies[policy.names.refresh];
+  return {
+    access: bearer ? explicit(bearer, 'header') : accessCookie ? cookie(accessCookie) : undefined,
+    refresh: refreshToken ? explicit(refreshToken, 'body') : refreshCookie ? cookie(refreshCookie) : undefined,
+  };
 }
 
 export default fp(
   async (app) => {
-    const { accessTokens, store, config } = app;
+    const { accessTokens, store, cookiePolicy } = app;
 
     async function assertNotRevoked({ claims, issuedAtMs }: VerifiedAccessToken): Promise<void> {
       const state = await store.revocationState(claims.jti, claims.sid, claims.sub);
@@ -60,25 +89,21 @@ export default fp(
       if (state.userNotBefore !== null && issuedAtMs < state.userNotBefore) throw new TokenRevoked();
     }
 
+    app.decorate('credentials', (request: FastifyRequest, refreshToken?: string) =>
+      readCredentials(request, cookiePolicy, refreshToken),
+    );
     app.decorateRequest('principal', null);
     app.decorate('authenticate', async (request: FastifyRequest) => {
-      const presented = presentedAccessToken(request, config.cookieSecure);
+      const presented = readCredentials(request, cookiePolicy).access;
       if (!presented) throw new TokenMissing();
       const verified = await accessTokens.verify(presented.token);
-      if (presented.via === 'cookie') assertCsrf(request, config.cookieSecure);
+      presented.assertCsrf(verified.claims.sid);
       await assertNotRevoked(verified);
       const { claims } = verified;
-      request.principal = {
-        userId: claims.sub,
-        sessionId: claims.sid,
-        roles: claims.roles,
-        tokenId: claims.jti,
-        expiresAt: claims.exp * 1000,
-        via: presented.via,
-      };
+      request.principal = { userId: claims.sub, sessionId: claims.sid, roles: claims.roles };
     });
   },
-  { name: 'authenticate', dependencies: ['config', 'store', 'access-tokens'] },
+  { name: 'authenticate', dependencies: ['config', 'store', 'access-tokens', 'cookies'] },
 );
 
 /** The principal of a route behind `authenticate`; a programming error if called elsewhere. */

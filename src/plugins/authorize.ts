@@ -3,8 +3,11 @@
 import type { FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { Forbidden } from '../errors.js';
-import type { RoleName } from '../modules/users/users.schemas.js';
 import { principalOf } from './authenticate.js';
+
+/** The roles there are: `user` is given at registration, `admin` by an admin or `npm run create-admin`. */
+export const roleNames = ['user', 'admin'] as const;
+export type RoleName = (typeof roleNames)[number];
 
 export const permissions = ['users:read', 'users:manage'] as const;
 export type Permission = (typeof permissions)[number];

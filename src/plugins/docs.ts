@@ -2,7 +2,7 @@
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import fp from 'fastify-plugin';
-import { cookieNames } from '../modules/auth/cookie-policy.js';
+import { cookieNames } from './cookies.js';
 
 export default fp(
   async (app) => {

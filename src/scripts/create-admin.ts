@@ -5,8 +5,8 @@ import { systemClock } from '../clock.js';
 import { loadConfig } from '../config.js';
 import { openDatabase } from '../db/client.js';
 import { normalizeEmail } from '../modules/auth/auth.service.js';
-import { Passwords } from '../modules/auth/passwords.js';
 import { createOrPromoteAdmin } from '../modules/users/users.service.js';
+import { Passwords } from '../plugins/passwords.js';
 
 const USAGE = 'usage: ADMIN_PASSWORD=... npm run create-admin -- --email <email>';
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;

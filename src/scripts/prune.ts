@@ -7,7 +7,7 @@ try {
   const config = loadConfig();
   const app = await buildApp({ ...config, pruneInterval: 0 }, { logger: { level: 'warn' } });
   try {
-    const result = await pruneExpired(app.db, app.revocations, app.clock);
+    const result = await pruneExpired(app.db, new Date(app.clock.now()));
     process.stdout.write(
       `pruned ${result.sessions} sessions, ${result.refreshTokens} refresh tokens, ${result.revocations} revocations\n`,
     );

@@ -10,8 +10,10 @@ import t, { type Test } from 'tap';
 import accessTokensPlugin from '../../src/plugins/access-tokens.js';
 import authenticatePlugin, { principalOf } from '../../src/plugins/authenticate.js';
 import configPlugin from '../../src/plugins/config.js';
+import cookiesPlugin from '../../src/plugins/cookies.js';
 import errorHandlerPlugin from '../../src/plugins/error-handler.js';
 import keysPlugin from '../../src/plugins/keys.js';
+import secretsPlugin from '../../src/plugins/secrets.js';
 import securityPlugin from '../../src/plugins/security.js';
 import storePlugin from '../../src/plugins/store.js';
 import { denyKey } from '../../src/store/store.js';
@@ -580,12 +582,11 @@ t.test('CSRF for cookie-authenticated unsafe requests (authenticate on a bare Fa
   await bare.register(securityPlugin);
   await bare.register(storePlugin);
   await bare.register(keysPlugin);
+  await bare.register(secretsPlugin);
+  await bare.register(cookiesPlugin);
   await bare.register(accessTokensPlugin);
   await bare.register(authenticatePlugin);
-  const handler = async (request: Parameters<typeof principalOf>[0]) => {
-    const principal = principalOf(request);
-    return { userId: principal.userId, via: principal.via };
-  };
+  const handler = async (request: Parameters<typeof principalOf>[0]) => ({ userId: principalOf(request).userId });
   bare.post('/probe', { onRequest: bare.authenticate }, handler);
   bare.get('/probe', { onRequest: bare.authenticate }, handler);
   await bare.ready();
@@ -616,11 +617,11 @@ t.test('CSRF for cookie-authenticated unsafe requests (authenticate on a bare Fa
   t.equal(noCookie.statusCode, 403, 'a header without the csrf cookie');
   const matching = await post({ 'x-csrf-token': cookies['__Host-csrf_token'] });
   t.equal(matching.statusCode, 200, 'matching header');
-  t.strictSame(matching.json(), { userId: alice.userId, via: 'cookie' });
+  t.strictSame(matching.json(), { userId: alice.userId });
 
   const viaBearer = await post({ authorization: `Bearer ${alice.accessToken}` });
   t.equal(viaBearer.statusCode, 200, 'Bearer needs no CSRF header even with cookies riding along');
-  t.strictSame(viaBearer.json(), { userId: alice.userId, via: 'header' });
+  t.strictSame(viaBearer.json(), { userId: alice.userId });
   const get = await bare.inject({ method: 'GET', url: '/probe', cookies });
   t.equal(get.statusCode, 200, 'safe methods need no CSRF header');
   const invalid = await post({}, { '__Host-access_token': 'garbage', '__Host-csrf_token': 'x' });

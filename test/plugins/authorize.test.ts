@@ -73,9 +73,6 @@ t.test('the plugin alone: the permission check comes first, before the route pre
             userId: 'u',
             sessionId: 's',
             roles,
-            tokenId: 'j',
-            expiresAt: 0,
-            via: 'header',
           };
         });
       },

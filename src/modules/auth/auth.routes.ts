@@ -1,27 +1,26 @@
-// Public token routes: register, login, refresh, logout.
+// Token routes: register, login, refresh, logout (public), and the password change (authenticated).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { RefreshTokenInvalid, TokenInvalid, TokenMissing } from '../../errors.js';
 import { requestContext } from '../../lib/request-context.js';
 import { optionalBody, trimBodyFields } from '../../lib/trim-body.js';
 import type { VerifiedAccessToken } from '../../plugins/access-tokens.js';
-import { presentedAccessToken } from '../../plugins/authenticate.js';
+import { principalOf } from '../../plugins/authenticate.js';
 import { perIp } from '../../plugins/rate-limit.js';
-import { errorResponses } from '../common.schemas.js';
+import { bearerOrCookie, errorResponses } from '../common.schemas.js';
 import { UserEnvelopeSchema } from '../users/users.schemas.js';
 import {
   LoginBodySchema,
   LogoutBodySchema,
+  PasswordChangeBodySchema,
   RefreshBodySchema,
   RegisterBodySchema,
   TokenResponseSchema,
 } from './auth.schemas.js';
-import { assertCsrf, clearSessionCookies, cookieNames } from './cookie-policy.js';
 import { tokenResponse } from './transport.js';
 
 const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { services, accessTokens, config } = app;
-  const cookies = cookieNames(config.cookieSecure);
+  const { auth, sessions, accessTokens, cookiePolicy, config } = app;
   const MINUTE = 60_000;
   const limits = config.rateLimit;
 
@@ -38,7 +37,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      const user = await services.auth.register(request.body, requestContext(request));
+      const user = await auth.register(request.body, requestContext(request));
       return reply.code(201).send({ user });
     },
   );
@@ -50,7 +49,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
       config: {
         rateLimit: perIp('login', limits.loginPerIp, MINUTE, (request) => {
           const { email } = request.body as { email: string };
-          services.auth
+          auth
             .recordLoginRateLimited(email, requestContext(request))
             .catch((error: unknown) => request.log.warn({ err: error }, 'could not record rate_limited event'));
         }),
@@ -63,8 +62,8 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      const { user, tokens } = await services.auth.login(request.body, requestContext(request));
-      return tokenResponse(reply, tokens, user, request.body.transport ?? 'body');
+      const issued = await auth.login(request.body, requestContext(request));
+      return tokenResponse(reply, cookiePolicy, issued, request.body.transport ?? 'body');
     },
   );
 
@@ -81,13 +80,11 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      const fromBody = request.body.refreshToken;
-      const fromCookie = request.cookies[cookies.refresh];
-      const presented = fromBody ?? fromCookie;
+      const presented = app.credentials(request, request.body.refreshToken).refresh;
       if (!presented) throw new RefreshTokenInvalid();
-      if (!fromBody) assertCsrf(request, config.cookieSecure);
-      const { user, tokens } = await services.tokens.refresh(presented, requestContext(request));
-      return tokenResponse(reply, tokens, user, request.body.transport ?? (fromBody ? 'body' : 'cookie'));
+      const issued = await sessions.refresh(presented.token, requestContext(request), presented.assertCsrf);
+      const transport = request.body.transport ?? (presented.via === 'cookie' ? 'cookie' : 'body');
+      return tokenResponse(reply, cookiePolicy, issued, transport);
     },
   );
 
@@ -103,30 +100,47 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      const presentedAccess = presentedAccessToken(request, config.cookieSecure);
-      let accessToken: string | undefined;
-      let refreshToken: string | undefined;
-      if (presentedAccess?.via === 'header' || request.body.refreshToken) {
-        // Explicit credentials: cookies riding along are ignored, and no CSRF header is needed.
-        accessToken = presentedAccess?.via === 'header' ? presentedAccess.token : undefined;
-        refreshToken = request.body.refreshToken;
-      } else {
-        accessToken = presentedAccess?.token;
-        refreshToken = request.cookies[cookies.refresh];
-        if (accessToken || refreshToken) assertCsrf(request, config.cookieSecure);
-      }
-      if (!accessToken && !refreshToken) throw new TokenMissing();
+      const presented = app.credentials(request, request.body.refreshToken);
+      // Explicit credentials win: cookies riding along with a Bearer header or a body token are ignored.
+      const explicit = presented.access?.via === 'header' || presented.refresh?.via === 'body';
+      const access = explicit && presented.access?.via !== 'header' ? undefined : presented.access;
+      const refresh = explicit && presented.refresh?.via !== 'body' ? undefined : presented.refresh;
+      if (!access && !refresh) throw new TokenMissing();
       let verified: VerifiedAccessToken | undefined;
-      if (accessToken) {
+      if (access) {
         try {
           // Expired or already revoked tokens still log out; forged ones do not.
-          verified = await accessTokens.verify(accessToken, { ignoreExpiration: true });
+          verified = await accessTokens.verify(access.token, { ignoreExpiration: true });
         } catch (error) {
-          if (!(error instanceof TokenInvalid) || !refreshToken) throw error;
+          if (!(error instanceof TokenInvalid) || !refresh) throw error;
         }
       }
-      await services.sessions.logout({ accessToken: verified, refreshToken }, requestContext(request));
-      clearSessionCookies(reply, config.cookieSecure);
+      await sessions.logout(
+        {
+          accessToken: verified && access ? { verified, assertCsrf: access.assertCsrf } : undefined,
+          refreshToken: refresh,
+        },
+        requestContext(request),
+      );
+      cookiePolicy.clearSession(reply);
+      return reply.code(204).send(null);
+    },
+  );
+
+  app.post(
+    '/auth/password',
+    {
+      onRequest: app.authenticate,
+      schema: {
+        tags: ['auth'],
+        summary: 'Change the password; every other session is revoked, this one stays',
+        security: bearerOrCookie,
+        body: PasswordChangeBodySchema,
+        response: { 204: Type.Null(), ...errorResponses(400, 401, 403, 413, 415, 503) },
+      },
+    },
+    async (request, reply) => {
+      await auth.changePassword(principalOf(request), request.body, requestContext(request));
       return reply.code(204).send(null);
     },
   );

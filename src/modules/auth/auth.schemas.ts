@@ -41,6 +41,9 @@ export const TokenResponseSchema = Type.Object({
   expiresIn: Type.Integer({ description: 'Access token lifetime, seconds' }),
   refreshToken: Type.Optional(Type.String({ description: 'Absent with the cookie transport' })),
   refreshExpiresIn: Type.Integer({ description: 'Refresh token lifetime, seconds' }),
+  csrfToken: Type.Optional(
+    Type.String({ description: 'Cookie transport only: the csrf cookie value, to send as X-CSRF-Token' }),
+  ),
   user: UserSchema,
 });
 export type TokenResponse = Static<typeof TokenResponseSchema>;
@@ -64,3 +67,9 @@ export const LogoutBodySchema = Type.Object(
   { additionalProperties: false, description: 'May be omitted when an access token or the refresh cookie is sent' },
 );
 export type LogoutBody = Static<typeof LogoutBodySchema>;
+
+export const PasswordChangeBodySchema = Type.Object(
+  { currentPassword: Type.String({ maxLength: 4096 }), newPassword: PasswordSchema },
+  { additionalProperties: false },
+);
+export type PasswordChangeBody = Static<typeof PasswordChangeBodySchema>;

@@ -1,20 +1,29 @@
-// Registration and login: the business rules, in transactions, with their security events.
+// Identity: registration, login and the password change, in transactions, with their security events.
 import type { FastifyBaseLogger } from 'fastify';
 import type { Clock } from '../../clock.js';
 import type { Database } from '../../db/client.js';
 import { InvalidCredentials, rateLimited } from '../../errors.js';
 import type { RequestContext } from '../../lib/request-context.js';
+import type { Principal } from '../../plugins/authenticate.js';
+import type { Passwords } from '../../plugins/passwords.js';
 import { recordSecurityEvent } from '../security-events/security-events.service.js';
-import { findCredentialsByEmail, insertUser, toUser, updatePasswordHash } from '../users/users.repository.js';
+import type { IssuedTokens, SessionService } from '../sessions/sessions.service.js';
+import {
+  findCredentialsByEmail,
+  findPasswordHash,
+  insertUser,
+  lockCredentials,
+  lockPasswordHash,
+  toUser,
+  updatePasswordHash,
+} from '../users/users.repository.js';
 import type { User } from '../users/users.schemas.js';
 import type { LoginThrottle } from './login-throttle.js';
-import type { Passwords } from './passwords.js';
-import type { IssuedTokens, TokenService } from './tokens.service.js';
 
 export interface AuthServiceDeps {
   db: Database;
   passwords: Passwords;
-  tokens: TokenService;
+  sessions: SessionService;
   throttle: LoginThrottle;
   clock: Clock;
   log: FastifyBaseLogger;
@@ -41,12 +50,16 @@ export class AuthService {
     });
   }
 
-  /** One answer, INVALID_CREDENTIALS, for an unknown email and a wrong password, in the same time. */
+  /**
+   * One answer, INVALID_CREDENTIALS, for an unknown email and a wrong password, in the same time. The password is
+   * checked outside any transaction (argon2 is slow); the session is issued only if the user, re-read under its
+   * lock, still has the hash that was verified, and with the roles of that read.
+   */
   async login(
     input: { email: string; password: string },
     context: RequestContext,
   ): Promise<{ user: User; tokens: IssuedTokens }> {
-    const { db, passwords, tokens, throttle, clock, log } = this.deps;
+    const { db, passwords, sessions, throttle, clock, log } = this.deps;
     const email = normalizeEmail(input.email);
     const account = await findCredentialsByEmail(db, email);
     // Checked before the password, so while a limit holds even the right password gets 429.
@@ -73,25 +86,57 @@ export class AuthService {
     // Upgrade hashes made with weaker parameters while the plain password is at hand.
     const rehash = passwords.needsRehash(account.passwordHash) ? await passwords.hash(input.password) : undefined;
     const issued = await db.transaction(async (tx) => {
+      // Locked for the rest of the transaction: a role change, password change or deletion waits, or was first.
+      const current = await lockCredentials(tx, account.id, rehash ? 'update' : 'share');
+      if (!current || current.passwordHash !== account.passwordHash) return undefined;
       const at = new Date(clock.now());
       if (rehash) await updatePasswordHash(tx, account.id, rehash, null);
-      const pair = await tokens.startSession(tx, account, context);
+      const tokens = await sessions.start(tx, current, context);
       await recordSecurityEvent(tx, log, {
         type: 'login_succeeded',
         userId: account.id,
         context,
         at,
-        details: { sessionId: pair.sessionId },
+        details: { sessionId: tokens.sessionId },
       });
-      return pair;
+      return { user: toUser(current), tokens };
     });
-    return { user: toUser(account), tokens: issued };
+    // Deleted, or its password changed, while this login was verifying the old one.
+    if (!issued) throw new InvalidCredentials();
+    return issued;
   }
 
   /** The per-IP login limit was hit: the targeted account, if it exists, learns of it. */
   async recordLoginRateLimited(email: string, context: RequestContext): Promise<void> {
     const account = await findCredentialsByEmail(this.deps.db, normalizeEmail(email));
     await this.#recordRateLimited(account?.id ?? null, context, 'login_per_ip');
+  }
+
+  /** Checks the current password, sets the new one, and ends every other session; the current one stays. */
+  async changePassword(
+    principal: Principal,
+    input: { currentPassword: string; newPassword: string },
+    context: RequestContext,
+  ): Promise<void> {
+    const { db, passwords, sessions, clock, log } = this.deps;
+    const storedHash = await findPasswordHash(db, principal.userId);
+    if (!storedHash || !(await passwords.verify(storedHash, input.currentPassword))) throw new InvalidCredentials();
+    passwords.assertAcceptable(input.newPassword);
+    const newHash = await passwords.hash(input.newPassword);
+    await db.transaction(async (tx) => {
+      // A concurrent change that committed since the check above wins; this one must prove the password again.
+      if ((await lockPasswordHash(tx, principal.userId)) !== storedHash) throw new InvalidCredentials();
+      const at = new Date(clock.now());
+      await updatePasswordHash(tx, principal.userId, newHash, at);
+      const ended = await sessions.endOthers(tx, principal.userId, principal.sessionId, at);
+      await recordSecurityEvent(tx, log, {
+        type: 'password_changed',
+        userId: principal.userId,
+        context,
+        at,
+        details: { sessionsRevoked: ended },
+      });
+    });
   }
 
   async #recordRateLimited(userId: string | null, context: RequestContext, limit: string): Promise<void> {

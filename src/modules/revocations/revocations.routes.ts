@@ -1,11 +1,11 @@
 // The revocation feed: live deny-list entries for resource servers that poll instead of calling us per request.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { type Static, Type } from '@sinclair/typebox';
-import { and, asc, gt, lte } from 'drizzle-orm';
-import { revocations } from '../../db/schema.js';
 import { NotFound, TokenInvalid, TokenMissing } from '../../errors.js';
 import { safeEqual } from '../../lib/ids.js';
+import { bearerToken } from '../../plugins/authenticate.js';
 import { errorResponses } from '../common.schemas.js';
+import { listRevocationsSince } from './revocations.repository.js';
 
 // Rows are shown only once this old, so a transaction that took a lower id but committed later is never skipped.
 export const FEED_SETTLE_MS = 2_000;
@@ -42,9 +42,9 @@ const revocationRoutes: FastifyPluginAsyncTypebox = async (app) => {
       // Before validation: a disabled feed is 404 whatever the query, and a caller without the secret learns nothing.
       onRequest: async (request) => {
         if (!revocationFeedToken) throw new NotFound('The revocation feed is not enabled');
-        const match = /^bearer\s+(\S+)$/i.exec(request.headers.authorization ?? '');
-        if (!match?.[1]) throw new TokenMissing();
-        if (!safeEqual(match[1], revocationFeedToken)) throw new TokenInvalid();
+        const presented = bearerToken(request);
+        if (!presented) throw new TokenMissing();
+        if (!safeEqual(presented, revocationFeedToken)) throw new TokenInvalid();
       },
       schema: {
         tags: ['keys'],
@@ -57,18 +57,12 @@ const revocationRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request, reply): Promise<Feed> => {
       const since = Number(request.query.since ?? 0);
       const now = app.clock.now();
-      const rows = await app.db
-        .select()
-        .from(revocations)
-        .where(
-          and(
-            gt(revocations.id, since),
-            gt(revocations.expiresAt, new Date(now)),
-            lte(revocations.createdAt, new Date(now - FEED_SETTLE_MS)),
-          ),
-        )
-        .orderBy(asc(revocations.id))
-        .limit(request.query.limit);
+      const rows = await listRevocationsSince(app.db, {
+        sinceId: since,
+        now: new Date(now),
+        settledBefore: new Date(now - FEED_SETTLE_MS),
+        limit: request.query.limit,
+      });
       reply.header('cache-control', 'no-store');
       return {
         items: rows.map((row) => ({

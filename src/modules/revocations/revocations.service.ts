@@ -1,11 +1,11 @@
 // The one place that writes the deny-list: Redis (or the embedded store) for the verifier, plus a durable row for
 // the revocation feed. Called inside the caller's transaction, last, so a store failure rolls the change back.
-import { lt } from 'drizzle-orm';
 import type { Clock } from '../../clock.js';
 import type { Config } from '../../config.js';
 import type { Executor } from '../../db/client.js';
-import { type RevocationKind, revocations } from '../../db/schema.js';
+import type { RevocationKind } from '../../db/schema.js';
 import type { Store } from '../../store/store.js';
+import { insertRevocation } from './revocations.repository.js';
 
 export class RevocationService {
   constructor(
@@ -41,14 +41,6 @@ export class RevocationService {
     await this.store.revokeUserTokensBefore(userId, notBeforeMs, ttlMs);
   }
 
-  async prune(db: Executor): Promise<number> {
-    const deleted = await db
-      .delete(revocations)
-      .where(lt(revocations.expiresAt, new Date(this.clock.now())))
-      .returning({ id: revocations.id });
-    return deleted.length;
-  }
-
   async #record(
     db: Executor,
     kind: RevocationKind,
@@ -57,8 +49,6 @@ export class RevocationService {
     ttlMs: number,
   ): Promise<void> {
     const now = this.clock.now();
-    await db
-      .insert(revocations)
-      .values({ kind, value, notBefore, expiresAt: new Date(now + ttlMs), createdAt: new Date(now) });
+    await insertRevocation(db, { kind, value, notBefore, expiresAt: new Date(now + ttlMs), createdAt: new Date(now) });
   }
 }

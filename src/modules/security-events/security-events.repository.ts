@@ -1,6 +1,7 @@
 // SQL for security events.
-import { and, desc, eq, lt, or } from 'drizzle-orm';
+import { and, desc, eq } from 'drizzle-orm';
 import type { Executor } from '../../db/client.js';
+import { afterPosition } from '../../db/keyset.js';
 import { type SecurityEventType, securityEvents } from '../../db/schema.js';
 import type { CursorPosition } from '../../lib/cursor.js';
 
@@ -29,14 +30,7 @@ export async function listSecurityEvents(
   return db
     .select()
     .from(securityEvents)
-    .where(
-      and(
-        eq(securityEvents.userId, userId),
-        after
-          ? or(lt(securityEvents.at, after.at), and(eq(securityEvents.at, after.at), lt(securityEvents.id, after.id)))
-          : undefined,
-      ),
-    )
+    .where(and(eq(securityEvents.userId, userId), afterPosition(securityEvents.at, securityEvents.id, after, 'desc')))
     .orderBy(desc(securityEvents.at), desc(securityEvents.id))
     .limit(limit);
 }

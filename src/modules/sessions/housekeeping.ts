@@ -1,7 +1,6 @@
 // Pruning: expired or long-revoked sessions (with their refresh tokens), expired refresh tokens, expired revocations.
-import type { Clock } from '../../clock.js';
-import type { Database } from '../../db/client.js';
-import type { RevocationService } from '../revocations/revocations.service.js';
+import type { Executor } from '../../db/client.js';
+import { pruneRevocations } from '../revocations/revocations.repository.js';
 import { pruneSessions } from './sessions.repository.js';
 
 // Revoked sessions are kept a day, so support can still see them; their tokens are rejected either way.
@@ -13,8 +12,8 @@ export interface PruneResult {
   revocations: number;
 }
 
-export async function pruneExpired(db: Database, revocations: RevocationService, clock: Clock): Promise<PruneResult> {
-  const now = new Date(clock.now());
+/** Safe on several instances at once: each run only deletes rows that are already dead. */
+export async function pruneExpired(db: Executor, now: Date): Promise<PruneResult> {
   const deleted = await pruneSessions(db, now, REVOKED_SESSION_RETENTION_MS);
-  return { ...deleted, revocations: await revocations.prune(db) };
+  return { ...deleted, revocations: await pruneRevocations(db, now) };
 }

@@ -3,6 +3,7 @@
 // (refresh, logout, logout-all, password change, role change, deletion) never deadlock.
 import { and, desc, eq, gt, isNull, lt, ne, or } from 'drizzle-orm';
 import type { Executor } from '../../db/client.js';
+import { afterPosition } from '../../db/keyset.js';
 import { refreshTokens, sessions } from '../../db/schema.js';
 import type { CursorPosition } from '../../lib/cursor.js';
 
@@ -64,6 +65,12 @@ export async function findTokenOwner(
 
 export async function lockSession(db: Executor, sessionId: string): Promise<SessionRow | undefined> {
   const [row] = await db.select().from(sessions).where(eq(sessions.id, sessionId)).for('update');
+  return row;
+}
+
+/** A refresh token by hash, without locking: the caller holds its session locked. */
+export async function findRefreshToken(db: Executor, tokenHash: string): Promise<RefreshTokenRow | undefined> {
+  const [row] = await db.select().from(refreshTokens).where(eq(refreshTokens.tokenHash, tokenHash));
   return row;
 }
 
@@ -135,14 +142,7 @@ export async function listLiveSessions(
   return db
     .select()
     .from(sessions)
-    .where(
-      and(
-        liveSessionOf(userId, now),
-        after
-          ? or(lt(sessions.createdAt, after.at), and(eq(sessions.createdAt, after.at), lt(sessions.id, after.id)))
-          : undefined,
-      ),
-    )
+    .where(and(liveSessionOf(userId, now), afterPosition(sessions.createdAt, sessions.id, after, 'desc')))
     .orderBy(desc(sessions.createdAt), desc(sessions.id))
     .limit(limit);
 }

@@ -1,14 +1,13 @@
-// The caller's sessions: list, revoke one, revoke all, and the password change that ends the others.
+// The caller's sessions: list, revoke one, revoke all.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { requestContext } from '../../lib/request-context.js';
 import { principalOf } from '../../plugins/authenticate.js';
-import { clearSessionCookies } from '../auth/cookie-policy.js';
 import { bearerOrCookie, errorResponses, IdParamsSchema, PageQuerySchema } from '../common.schemas.js';
-import { PasswordChangeBodySchema, SessionListSchema } from './sessions.schemas.js';
+import { SessionListSchema } from './sessions.schemas.js';
 
 const sessionsRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { services, config } = app;
+  const { sessions, cookiePolicy } = app;
   app.addHook('onRequest', app.authenticate);
 
   app.post(
@@ -22,8 +21,8 @@ const sessionsRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      await services.sessions.logoutAll(principalOf(request), requestContext(request));
-      clearSessionCookies(reply, config.cookieSecure);
+      await sessions.logoutAll(principalOf(request), requestContext(request));
+      cookiePolicy.clearSession(reply);
       return reply.code(204).send(null);
     },
   );
@@ -39,7 +38,7 @@ const sessionsRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: SessionListSchema, ...errorResponses(400, 401, 503) },
       },
     },
-    async (request) => services.sessions.list(principalOf(request), request.query),
+    async (request) => sessions.list(principalOf(request), request.query),
   );
 
   app.delete(
@@ -54,24 +53,7 @@ const sessionsRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      await services.sessions.revoke(principalOf(request), request.params.id, requestContext(request));
-      return reply.code(204).send(null);
-    },
-  );
-
-  app.post(
-    '/auth/password',
-    {
-      schema: {
-        tags: ['sessions'],
-        summary: 'Change the password; every other session is revoked, this one stays',
-        security: bearerOrCookie,
-        body: PasswordChangeBodySchema,
-        response: { 204: Type.Null(), ...errorResponses(400, 401, 403, 413, 415, 503) },
-      },
-    },
-    async (request, reply) => {
-      await services.sessions.changePassword(principalOf(request), request.body, requestContext(request));
+      await sessions.revoke(principalOf(request), request.params.id, requestContext(request));
       return reply.code(204).send(null);
     },
   );

@@ -1,6 +1,5 @@
 // Schemas of the session routes.
 import { type Static, Type } from '@sinclair/typebox';
-import { PasswordSchema } from '../auth/auth.schemas.js';
 
 export const SessionSchema = Type.Object({
   id: Type.String({ format: 'uuid' }),
@@ -17,9 +16,3 @@ export const SessionListSchema = Type.Object({
   nextCursor: Type.Union([Type.String(), Type.Null()]),
 });
 export type SessionList = Static<typeof SessionListSchema>;
-
-export const PasswordChangeBodySchema = Type.Object(
-  { currentPassword: Type.String({ maxLength: 4096 }), newPassword: PasswordSchema },
-  { additionalProperties: false },
-);
-export type PasswordChangeBody = Static<typeof PasswordChangeBodySchema>;

@@ -1,91 +1,201 @@
-// Ending sessions (logout, logout-all, revoking one, password change) and listing them.
+// Sessions, whole: starting one, rotating its refresh tokens (with reuse detection), ending one or all, listing.
+import { createHmac } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Clock } from '../../clock.js';
+import type { Config } from '../../config.js';
 import type { Database, Executor } from '../../db/client.js';
-import { InvalidCredentials, NotFound } from '../../errors.js';
+import { NotFound, RefreshTokenInvalid, RefreshTokenReused } from '../../errors.js';
 import { decodeCursor, paginate } from '../../lib/cursor.js';
-import { sha256 } from '../../lib/ids.js';
+import { randomToken, sha256 } from '../../lib/ids.js';
 import type { RequestContext } from '../../lib/request-context.js';
-import type { VerifiedAccessToken } from '../../plugins/access-tokens.js';
+import type { AccessTokens, VerifiedAccessToken } from '../../plugins/access-tokens.js';
 import type { Principal } from '../../plugins/authenticate.js';
-import type { Passwords } from '../auth/passwords.js';
 import type { RevocationService } from '../revocations/revocations.service.js';
 import { recordSecurityEvent } from '../security-events/security-events.service.js';
+import { findUserForTokens, lockUser, toUser } from '../users/users.repository.js';
+import type { User } from '../users/users.schemas.js';
 import {
-  findPasswordHash,
-  lockPasswordHash,
-  lockUser,
-  setTokensValidAfter,
-  updatePasswordHash,
-} from '../users/users.repository.js';
-import {
+  findRefreshToken,
   findTokenOwner,
+  insertRefreshToken,
+  insertSession,
   listLiveSessions,
   lockLiveSessionOfUser,
+  lockRefreshToken,
   lockSession,
+  markRefreshTokenUsed,
   revokeSessionRow,
   revokeUserSessions,
+  touchSession,
 } from './sessions.repository.js';
 import type { SessionList } from './sessions.schemas.js';
 
-/**
- * Ends one locked session: the row and its refresh tokens revoked, the event recorded, and the session's access
- * tokens deny-listed, all in the caller's transaction.
- */
-export async function endSession(
-  tx: Executor,
-  deps: { revocations: RevocationService; log: FastifyBaseLogger },
-  session: { id: string; userId: string },
-  event: { type: 'logged_out' | 'session_revoked' | 'refresh_token_reused'; context: RequestContext; at: Date },
-): Promise<void> {
-  await revokeSessionRow(tx, session.id, event.at);
-  await recordSecurityEvent(tx, deps.log, {
-    type: event.type,
-    userId: session.userId,
-    context: event.context,
-    at: event.at,
-    details: { sessionId: session.id },
-  });
-  await deps.revocations.revokeSession(tx, session.id);
+export interface IssuedTokens {
+  accessToken: string;
+  /** Seconds. */
+  expiresIn: number;
+  refreshToken: string;
+  /** Seconds. */
+  refreshExpiresIn: number;
+  sessionId: string;
 }
+
+/** Whom tokens are minted for: read under the user lock by the transaction that mints them. */
+export interface TokenSubject {
+  id: string;
+  roles: string[];
+}
+
+export type SessionEndReason = 'logged_out' | 'session_revoked' | 'refresh_token_reused';
 
 export interface SessionServiceDeps {
   db: Database;
-  passwords: Passwords;
+  accessTokens: AccessTokens;
   revocations: RevocationService;
+  /** Derives the one child of a refresh token, so every presentation inside the grace interval gets the same. */
+  refreshChildKey: Buffer;
+  config: Pick<Config, 'refreshTokenTtl' | 'sessionMaxAge' | 'refreshReuseInterval'>;
   clock: Clock;
   log: FastifyBaseLogger;
 }
 
+type RefreshOutcome = { kind: 'issued'; user: User; tokens: IssuedTokens } | { kind: 'invalid' } | { kind: 'reused' };
+
 export class SessionService {
   constructor(private readonly deps: SessionServiceDeps) {}
 
+  /** Opens a session for a user the caller holds locked, and issues its first pair. */
+  async start(tx: Executor, user: TokenSubject, context: RequestContext): Promise<IssuedTokens> {
+    const now = this.deps.clock.now();
+    const session = await insertSession(tx, {
+      userId: user.id,
+      at: new Date(now),
+      expiresAt: new Date(now + this.deps.config.sessionMaxAge * 1000),
+      ip: context.ip,
+      userAgent: context.userAgent,
+    });
+    const refreshToken = randomToken();
+    const refreshExpiresAt = await this.#insertRefreshToken(tx, session, refreshToken, null, now);
+    return this.#pair(user, session.id, refreshToken, refreshExpiresAt, now);
+  }
+
+  /**
+   * Rotation with reuse detection (contract: Refresh rotation and reuse). Locks in the one order every session
+   * writer uses: the user row (shared: a role change or logout-all waits, or is waited for), then the session row,
+   * then the token row, so concurrent presentations of one token are serialised without deadlocks.
+   * `assertCsrf` runs once the session is known and before anything is written.
+   */
+  async refresh(
+    presented: string,
+    context: RequestContext,
+    assertCsrf: (sessionId: string) => void,
+  ): Promise<{ user: User; tokens: IssuedTokens }> {
+    const { db, clock, config } = this.deps;
+    const tokenHash = sha256(presented);
+    const outcome = await db.transaction(async (tx): Promise<RefreshOutcome> => {
+      const owner = await findTokenOwner(tx, tokenHash);
+      if (!owner) return { kind: 'invalid' };
+      assertCsrf(owner.sessionId);
+      const user = await findUserForTokens(tx, owner.userId);
+      const session = user ? await lockSession(tx, owner.sessionId) : undefined;
+      const token = session ? await lockRefreshToken(tx, tokenHash) : undefined;
+      const now = clock.now();
+      const live = (row: { revokedAt: Date | null; expiresAt: Date } | undefined) =>
+        row !== undefined && !row.revokedAt && row.expiresAt.getTime() > now;
+      if (!user || !session || !token || !live(session) || !live(token)) return { kind: 'invalid' };
+      const at = new Date(now);
+      const childToken = this.#childOf(presented);
+      if (token.usedAt) {
+        if (now - token.usedAt.getTime() >= config.refreshReuseInterval * 1000) {
+          // A rotated token presented again: assume it was stolen and end the whole session.
+          await this.end(tx, session, { type: 'refresh_token_reused', context, at });
+          return { kind: 'reused' };
+        }
+        // Inside the grace interval: the same client racing itself. The one child the first use made, again.
+        const child = await findRefreshToken(tx, sha256(childToken));
+        if (!live(child)) return { kind: 'invalid' };
+        await touchSession(tx, session.id, at);
+        const tokens = this.#pair(
+          user,
+          session.id,
+          childToken,
+          (child as { expiresAt: Date }).expiresAt.getTime(),
+          now,
+        );
+        return { kind: 'issued', user: toUser(user), tokens };
+      }
+      await markRefreshTokenUsed(tx, token.id, at);
+      await touchSession(tx, session.id, at);
+      const refreshExpiresAt = await this.#insertRefreshToken(tx, session, childToken, token.id, now);
+      const tokens = this.#pair(user, session.id, childToken, refreshExpiresAt, now);
+      return { kind: 'issued', user: toUser(user), tokens };
+    });
+    if (outcome.kind === 'invalid') throw new RefreshTokenInvalid();
+    if (outcome.kind === 'reused') throw new RefreshTokenReused();
+    return outcome;
+  }
+
+  /**
+   * Ends one locked session: the row and its refresh tokens revoked, the event recorded, and the session's access
+   * tokens deny-listed, all in the caller's transaction.
+   */
+  async end(
+    tx: Executor,
+    session: { id: string; userId: string },
+    event: { type: SessionEndReason; context: RequestContext; at: Date },
+  ): Promise<void> {
+    await revokeSessionRow(tx, session.id, event.at);
+    await recordSecurityEvent(tx, this.deps.log, {
+      type: event.type,
+      userId: session.userId,
+      context: event.context,
+      at: event.at,
+      details: { sessionId: session.id },
+    });
+    await this.deps.revocations.revokeSession(tx, session.id);
+  }
+
+  /** Ends every live session of a user the caller holds locked, but one; returns how many ended. */
+  async endOthers(tx: Executor, userId: string, keepSessionId: string | undefined, at: Date): Promise<number> {
+    const revoked = await revokeUserSessions(tx, userId, at, keepSessionId);
+    for (const sessionId of revoked) await this.deps.revocations.revokeSession(tx, sessionId);
+    return revoked.length;
+  }
+
   /**
    * Ends the session(s) the credentials belong to. Idempotent: credentials already revoked, expired or unknown
-   * change nothing and still succeed.
+   * change nothing and still succeed. A cookie credential must pass the CSRF rule for its session first.
    */
   async logout(
-    credentials: { accessToken?: VerifiedAccessToken; refreshToken?: string },
+    credentials: {
+      accessToken?: { verified: VerifiedAccessToken; assertCsrf(sessionId: string): void };
+      refreshToken?: { token: string; assertCsrf(sessionId: string): void };
+    },
     context: RequestContext,
   ): Promise<void> {
-    const { db, clock, revocations, log } = this.deps;
+    const { db, clock, revocations } = this.deps;
     await db.transaction(async (tx) => {
       const sessionIds = new Set<string>();
-      if (credentials.refreshToken) {
-        const owner = await findTokenOwner(tx, sha256(credentials.refreshToken));
-        if (owner) sessionIds.add(owner.sessionId);
+      const { accessToken, refreshToken } = credentials;
+      if (refreshToken) {
+        const owner = await findTokenOwner(tx, sha256(refreshToken.token));
+        if (owner) {
+          refreshToken.assertCsrf(owner.sessionId);
+          sessionIds.add(owner.sessionId);
+        }
       }
-      const { accessToken } = credentials;
       if (accessToken) {
-        sessionIds.add(accessToken.claims.sid);
-        await revocations.revokeToken(tx, accessToken.claims.jti, accessToken.claims.exp * 1000);
+        const { claims } = accessToken.verified;
+        accessToken.assertCsrf(claims.sid);
+        sessionIds.add(claims.sid);
+        await revocations.revokeToken(tx, claims.jti, claims.exp * 1000);
       }
       const at = new Date(clock.now());
       // Sorted, so two logouts touching the same sessions lock them in the same order.
       for (const sessionId of [...sessionIds].sort()) {
         const session = await lockSession(tx, sessionId);
         if (!session || session.revokedAt) continue;
-        await endSession(tx, { revocations, log }, session, { type: 'logged_out', context, at });
+        await this.end(tx, session, { type: 'logged_out', context, at });
       }
     });
   }
@@ -99,18 +209,15 @@ export class SessionService {
       await lockUser(tx, principal.userId);
       const now = clock.now();
       const at = new Date(now);
-      await setTokensValidAfter(tx, principal.userId, at);
-      const revoked = await revokeUserSessions(tx, principal.userId, at);
+      const ended = await this.endOthers(tx, principal.userId, undefined, at);
       await recordSecurityEvent(tx, log, {
         type: 'logged_out_all',
         userId: principal.userId,
         context,
         at,
-        details: { sessions: revoked.length },
+        details: { sessions: ended },
       });
       await revocations.revokeUserTokensBefore(tx, principal.userId, now);
-      // And each session by id, so no token of these sessions survives, whenever it was minted.
-      for (const sessionId of revoked) await revocations.revokeSession(tx, sessionId);
     });
   }
 
@@ -140,40 +247,53 @@ export class SessionService {
 
   /** Revokes one of the caller's live sessions; anyone else's (or an ended one) is not found. */
   async revoke(principal: Principal, sessionId: string, context: RequestContext): Promise<void> {
-    const { db, clock, revocations, log } = this.deps;
+    const { db, clock } = this.deps;
     await db.transaction(async (tx) => {
       const at = new Date(clock.now());
       const session = await lockLiveSessionOfUser(tx, sessionId, principal.userId, at);
       if (!session) throw new NotFound('Session not found');
-      await endSession(tx, { revocations, log }, session, { type: 'session_revoked', context, at });
+      await this.end(tx, session, { type: 'session_revoked', context, at });
     });
   }
 
-  /** Checks the current password, sets the new one, and ends every other session; the current one stays. */
-  async changePassword(
-    principal: Principal,
-    input: { currentPassword: string; newPassword: string },
-    context: RequestContext,
-  ): Promise<void> {
-    const { db, passwords, clock, revocations, log } = this.deps;
-    const storedHash = await findPasswordHash(db, principal.userId);
-    if (!storedHash || !(await passwords.verify(storedHash, input.currentPassword))) throw new InvalidCredentials();
-    passwords.assertAcceptable(input.newPassword);
-    const newHash = await passwords.hash(input.newPassword);
-    await db.transaction(async (tx) => {
-      // A concurrent change that committed since the check above wins; this one must prove the password again.
-      if ((await lockPasswordHash(tx, principal.userId)) !== storedHash) throw new InvalidCredentials();
-      const at = new Date(clock.now());
-      await updatePasswordHash(tx, principal.userId, newHash, at);
-      const revoked = await revokeUserSessions(tx, principal.userId, at, principal.sessionId);
-      await recordSecurityEvent(tx, log, {
-        type: 'password_changed',
-        userId: principal.userId,
-        context,
-        at,
-        details: { sessionsRevoked: revoked.length },
-      });
-      for (const sessionId of revoked) await revocations.revokeSession(tx, sessionId);
+  /** HMAC of the parent under a server secret: only we can make it, and every instance makes the same. */
+  #childOf(parent: string): string {
+    return createHmac('sha256', this.deps.refreshChildKey).update(parent).digest('base64url');
+  }
+
+  /** Stores a refresh token (its hash); it never outlives the session. Returns its expiry (epoch ms). */
+  async #insertRefreshToken(
+    tx: Executor,
+    session: { id: string; expiresAt: Date },
+    refreshToken: string,
+    parentId: string | null,
+    now: number,
+  ): Promise<number> {
+    const expiresAt = Math.min(now + this.deps.config.refreshTokenTtl * 1000, session.expiresAt.getTime());
+    await insertRefreshToken(tx, {
+      sessionId: session.id,
+      parentId,
+      tokenHash: sha256(refreshToken),
+      issuedAt: new Date(now),
+      expiresAt: new Date(expiresAt),
     });
+    return expiresAt;
+  }
+
+  #pair(
+    user: TokenSubject,
+    sessionId: string,
+    refreshToken: string,
+    refreshExpiresAt: number,
+    now: number,
+  ): IssuedTokens {
+    const access = this.deps.accessTokens.issue({ userId: user.id, sessionId, roles: user.roles });
+    return {
+      accessToken: access.token,
+      expiresIn: access.expiresIn,
+      refreshToken,
+      refreshExpiresIn: Math.max(0, Math.floor((refreshExpiresAt - now) / 1000)),
+      sessionId,
+    };
   }
 }

@@ -1,7 +1,8 @@
 // SQL for users. Reads project the public columns; only the credential lookup touches the hash.
-import { and, asc, eq, gt, or, sql } from 'drizzle-orm';
+import { asc, eq, sql } from 'drizzle-orm';
 import type { Executor } from '../../db/client.js';
 import { isUniqueViolation } from '../../db/errors.js';
+import { afterPosition } from '../../db/keyset.js';
 import { users } from '../../db/schema.js';
 import { EmailTaken } from '../../errors.js';
 import type { CursorPosition } from '../../lib/cursor.js';
@@ -103,6 +104,20 @@ export async function findUserForTokens(db: Executor, id: string): Promise<UserR
   return row;
 }
 
+/** The user with its hash, locked (`share`: to mint tokens; `update`: to change it too). */
+export async function lockCredentials(
+  db: Executor,
+  id: string,
+  mode: 'share' | 'update',
+): Promise<(UserRow & { passwordHash: string }) | undefined> {
+  const [row] = await db
+    .select({ ...publicColumns, passwordHash: users.passwordHash })
+    .from(users)
+    .where(eq(users.id, id))
+    .for(mode);
+  return row;
+}
+
 /** The user's hash, row-locked for a password change. */
 export async function lockPasswordHash(db: Executor, id: string): Promise<string | undefined> {
   const [row] = await db.select({ passwordHash: users.passwordHash }).from(users).where(eq(users.id, id)).for('update');
@@ -118,9 +133,7 @@ export async function listUsers(db: Executor, limit: number, after: CursorPositi
   return db
     .select(publicColumns)
     .from(users)
-    .where(
-      after ? or(gt(users.createdAt, after.at), and(eq(users.createdAt, after.at), gt(users.id, after.id))) : undefined,
-    )
+    .where(afterPosition(users.createdAt, users.id, after, 'asc'))
     .orderBy(asc(users.createdAt), asc(users.id))
     .limit(limit);
 }

@@ -1,18 +1,15 @@
 // User routes: the caller's own profile and events, and administration behind permissions.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { TokenRevoked } from '../../errors.js';
 import { requestContext } from '../../lib/request-context.js';
 import { principalOf } from '../../plugins/authenticate.js';
 import { assertPermission } from '../../plugins/authorize.js';
 import { bearerOrCookie, errorResponses, IdParamsSchema, PageQuerySchema } from '../common.schemas.js';
 import { SecurityEventListSchema } from '../security-events/security-events.schemas.js';
-import { listOwnSecurityEvents } from '../security-events/security-events.service.js';
-import { findUserById, toUser } from './users.repository.js';
 import { RolesBodySchema, UserEnvelopeSchema, UserListSchema } from './users.schemas.js';
 
 const usersRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { services } = app;
+  const { users } = app;
   app.addHook('onRequest', app.authenticate);
 
   app.get(
@@ -25,12 +22,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: UserEnvelopeSchema, ...errorResponses(401, 503) },
       },
     },
-    async (request) => {
-      const row = await findUserById(app.db, principalOf(request).userId);
-      // A deleted user's tokens are deny-listed; should one slip through, it is revoked, not a 404.
-      if (!row) throw new TokenRevoked();
-      return { user: toUser(row) };
-    },
+    async (request) => ({ user: await users.me(principalOf(request).userId) }),
   );
 
   app.get(
@@ -44,7 +36,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: SecurityEventListSchema, ...errorResponses(400, 401, 503) },
       },
     },
-    async (request) => listOwnSecurityEvents(app.db, principalOf(request).userId, request.query),
+    async (request) => users.events(principalOf(request).userId, request.query),
   );
 
   app.get(
@@ -59,7 +51,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: UserListSchema, ...errorResponses(400, 401, 403, 503) },
       },
     },
-    async (request) => services.users.list(request.query),
+    async (request) => users.list(request.query),
   );
 
   app.get(
@@ -78,7 +70,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request) => {
       // UUIDs compare case-insensitively, as Postgres does.
       if (principalOf(request).userId !== request.params.id.toLowerCase()) assertPermission(request, 'users:read');
-      return { user: await services.users.get(request.params.id) };
+      return { user: await users.get(request.params.id) };
     },
   );
 
@@ -97,12 +89,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => {
       const { userId } = principalOf(request);
-      const user = await services.users.setRoles(
-        userId,
-        request.params.id,
-        request.body.roles,
-        requestContext(request),
-      );
+      const user = await users.setRoles(userId, request.params.id, request.body.roles, requestContext(request));
       return { user };
     },
   );
@@ -120,7 +107,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      await services.users.delete(principalOf(request).userId, request.params.id, requestContext(request));
+      await users.delete(principalOf(request).userId, request.params.id, requestContext(request));
       return reply.code(204).send(null);
     },
   );

@@ -1,8 +1,6 @@
 // The public user: everything a response may say about a user (never a password hash).
 import { type Static, Type } from '@sinclair/typebox';
-
-export const roleNames = ['user', 'admin'] as const;
-export type RoleName = (typeof roleNames)[number];
+import { roleNames } from '../../plugins/authorize.js';
 
 export const UserSchema = Type.Object(
   {

@@ -2,12 +2,14 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { Clock } from '../../clock.js';
 import type { Database, Executor } from '../../db/client.js';
-import { LastAdmin, NotFound } from '../../errors.js';
+import { LastAdmin, NotFound, TokenRevoked } from '../../errors.js';
 import { decodeCursor, paginate } from '../../lib/cursor.js';
 import type { RequestContext } from '../../lib/request-context.js';
-import type { Passwords } from '../auth/passwords.js';
+import type { RoleName } from '../../plugins/authorize.js';
+import type { Passwords } from '../../plugins/passwords.js';
 import type { RevocationService } from '../revocations/revocations.service.js';
-import { recordSecurityEvent } from '../security-events/security-events.service.js';
+import type { SecurityEventList } from '../security-events/security-events.schemas.js';
+import { listOwnSecurityEvents, recordSecurityEvent } from '../security-events/security-events.service.js';
 import {
   countAdmins,
   deleteUser,
@@ -21,7 +23,7 @@ import {
   type UserRow,
   updateRoles,
 } from './users.repository.js';
-import type { RoleName, User, UserList } from './users.schemas.js';
+import type { User, UserList } from './users.schemas.js';
 
 export interface UserServiceDeps {
   db: Database;
@@ -34,6 +36,17 @@ const isAdmin = (roles: readonly string[]) => roles.includes('admin');
 
 export class UserService {
   constructor(private readonly deps: UserServiceDeps) {}
+
+  /** The caller. A deleted user's tokens are deny-listed; should one slip through, it is revoked, not a 404. */
+  async me(id: string): Promise<User> {
+    const row = await findUserById(this.deps.db, id);
+    if (!row) throw new TokenRevoked();
+    return toUser(row);
+  }
+
+  events(userId: string, query: { limit: number; cursor?: string }): Promise<SecurityEventList> {
+    return listOwnSecurityEvents(this.deps.db, userId, query);
+  }
 
   async get(id: string): Promise<User> {
     const row = await findUserById(this.deps.db, id);

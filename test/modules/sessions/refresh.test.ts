@@ -93,32 +93,30 @@ t.test('the reuse grace interval, its boundary, and reuse detection', async (t) 
 
   clock.advance(REUSE_INTERVAL_MS - 1);
   const again = await refresh(app, first.refreshToken);
-  t.equal(again.statusCode, 200, 'inside the grace interval: another pair');
-  const extra = again.json();
-  t.not(extra.refreshToken, child.refreshToken, 'a distinct extra refresh token');
-  t.not(extra.accessToken, child.accessToken, 'a distinct extra access token');
-  t.equal(claimsOf(extra.accessToken).sid, first.sessionId, 'in the same session');
+  t.equal(again.statusCode, 200, 'inside the grace interval: an answer, not reuse');
+  const repeat = again.json();
+  t.equal(repeat.refreshToken, child.refreshToken, 'the one child the first use produced, again');
+  t.not(repeat.accessToken, child.accessToken, 'with a fresh access token');
+  t.equal(claimsOf(repeat.accessToken).sid, first.sessionId, 'in the same session');
+  t.equal(repeat.refreshExpiresIn, child.refreshExpiresIn - 10, "the child's own remaining lifetime");
   const parent = await refreshTokenRow(app, first.refreshToken);
   t.equal(parent?.usedAt?.getTime(), usedAt, 'the grace interval counts from the first use, not extended');
-  t.equal((await refreshTokenRow(app, extra.refreshToken))?.parentId, parent?.id);
   t.equal((await sessionRow(app, first.sessionId))?.revokedAt, null, 'nothing revoked');
+  const live = await app.db.select().from(refreshTokens).where(eq(refreshTokens.sessionId, first.sessionId));
+  t.equal(live.filter((row) => !row.usedAt).length, 1, 'the session has one live refresh token');
 
-  // Both the first child and the extra pair stay valid.
-  t.equal((await me(app, child.accessToken)).statusCode, 200, "the first child's access token works");
-  t.equal((await me(app, extra.accessToken)).statusCode, 200, "the extra pair's access token works");
+  t.equal((await me(app, child.accessToken)).statusCode, 200, "the first answer's access token works");
+  t.equal((await me(app, repeat.accessToken)).statusCode, 200, "the repeat's access token works");
   const fromChild = await refresh(app, child.refreshToken);
-  t.equal(fromChild.statusCode, 200, 'the first child rotates');
-  const fromExtra = await refresh(app, extra.refreshToken);
-  t.equal(fromExtra.statusCode, 200, 'the extra refresh token rotates');
-  const newest = fromExtra.json();
+  t.equal(fromChild.statusCode, 200, 'the child rotates');
+  const newest = fromChild.json();
 
   clock.advance(1);
   const reused = await refresh(app, first.refreshToken);
   assertError(t, reused, 401, 'REFRESH_TOKEN_REUSED', 'exactly at the interval: reuse');
 
-  // The whole session is gone: its newest refresh tokens and every access token in it.
+  // The whole session is gone: its newest refresh token and every access token in it.
   assertError(t, await refresh(app, newest.refreshToken), 401, 'REFRESH_TOKEN_INVALID', 'newest refresh token');
-  assertError(t, await refresh(app, fromChild.json().refreshToken), 401, 'REFRESH_TOKEN_INVALID', 'other branch');
   assertError(t, await me(app, newest.accessToken), 401, 'TOKEN_REVOKED', 'newest access token');
   assertError(t, await me(app, first.accessToken), 401, 'TOKEN_REVOKED', 'the first access token');
   assertError(t, await refresh(app, first.refreshToken), 401, 'REFRESH_TOKEN_INVALID', 'presenting it a third time');
@@ -126,7 +124,7 @@ t.test('the reuse grace interval, its boundary, and reuse detection', async (t) 
   const session = await sessionRow(app, first.sessionId);
   t.equal(session?.revokedAt?.getTime(), clock.now(), 'session revoked');
   const rows = await app.db.select().from(refreshTokens).where(eq(refreshTokens.sessionId, first.sessionId));
-  t.equal(rows.length, 5, 'the family: login, child, extra, and their two children');
+  t.equal(rows.length, 3, 'the family is a chain: login, child, grandchild');
   t.ok(
     rows.every((row) => row.revokedAt?.getTime() === clock.now()),
     'every refresh token of the session revoked',
@@ -437,7 +435,7 @@ t.test('refresh via the refresh cookie', async (t) => {
   });
 });
 
-t.test('inside the grace interval, twenty parallel refreshes all succeed in the same session', async (t) => {
+t.test('inside the grace interval, twenty parallel refreshes all get the one child', async (t) => {
   const first = await registerAndLogin(app);
   const responses = await Promise.all(Array.from({ length: 20 }, () => refresh(app, first.refreshToken)));
   t.strictSame(
@@ -446,11 +444,28 @@ t.test('inside the grace interval, twenty parallel refreshes all succeed in the 
     'the same client racing itself',
   );
   const tokens = responses.map((response) => response.json().refreshToken as string);
-  t.equal(new Set(tokens).size, 20, 'twenty distinct refresh tokens');
+  t.equal(new Set(tokens).size, 1, 'one refresh token for all twenty');
   t.ok(
     responses.every((response) => claimsOf(response.json().accessToken).sid === first.sessionId),
     'all in the one session',
   );
+  const rows = await app.db.select().from(refreshTokens).where(eq(refreshTokens.sessionId, first.sessionId));
+  t.equal(rows.length, 2, 'the login token and its one child: no fork');
   t.equal((await sessionRow(app, first.sessionId))?.revokedAt, null, 'nothing revoked');
   t.equal((await eventsOf(app, first.account.id, 'refresh_token_reused')).length, 0);
+});
+
+t.test('a grace answer cannot fork the session: the child, rotated past, is reuse after the interval', async (t) => {
+  for (let round = 0; round < 5; round++) {
+    const first = await registerAndLogin(app);
+    const child = (await refresh(app, first.refreshToken)).json();
+    const thief = (await refresh(app, first.refreshToken)).json();
+    t.equal(thief.refreshToken, child.refreshToken, `round ${round}: a second presenter gets the same child`);
+    const grandchild = await refresh(app, child.refreshToken);
+    t.equal(grandchild.statusCode, 200, 'the client rotates past it');
+    clock.advance(REUSE_INTERVAL_MS);
+    assertError(t, await refresh(app, thief.refreshToken), 401, 'REFRESH_TOKEN_REUSED', 'the copy is reuse');
+    assertError(t, await refresh(app, grandchild.json().refreshToken), 401, 'REFRESH_TOKEN_INVALID', 'session dead');
+    t.ok((await sessionRow(app, first.sessionId))?.revokedAt, 'and revoked');
+  }
 });
