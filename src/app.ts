@@ -91,12 +91,12 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     await app.register(configPlugin, { config, clock: options.clock ?? systemClock });
     await app.register(errorHandlerPlugin);
     await app.register(securityPlugin);
-    await app.register(docsPlugin);
     await app.register(dbPlugin);
     await app.register(storePlugin);
     await app.register(keysPlugin);
     await app.register(secretsPlugin);
     await app.register(cookiesPlugin);
+    await app.register(docsPlugin);
     await app.register(passwordsPlugin);
     await app.register(accessTokensPlugin);
     await app.register(authenticatePlugin);

@@ -2,11 +2,10 @@
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import fp from 'fastify-plugin';
-import { cookieNames } from './cookies.js';
 
 export default fp(
   async (app) => {
-    const { issuer, cookieSecure } = app.config;
+    const { issuer } = app.config;
     await app.register(swagger, {
       openapi: {
         openapi: '3.0.3',
@@ -21,7 +20,7 @@ export default fp(
         components: {
           securitySchemes: {
             bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
-            cookieAuth: { type: 'apiKey', in: 'cookie', name: cookieNames(cookieSecure).access },
+            cookieAuth: { type: 'apiKey', in: 'cookie', name: app.cookiePolicy.names.access },
             revocationFeedAuth: { type: 'http', scheme: 'bearer', description: 'REVOCATION_FEED_TOKEN' },
           },
         },
@@ -29,5 +28,5 @@ export default fp(
     });
     await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true });
   },
-  { name: 'docs', dependencies: ['config'] },
+  { name: 'docs', dependencies: ['config', 'cookies'] },
 );
