@@ -27,7 +27,10 @@ export const migrationsFolder = fileURLToPath(new URL('../../migrations', import
 // Any number works; it only has to be the same for every instance of this service.
 const MIGRATION_LOCK_ID = 7_342_016_001;
 
-export async function openPostgres(databaseUrl: string, onIdleError: (error: Error) => void): Promise<DatabaseHandle> {
+export async function openPostgres(
+  databaseUrl: string,
+  onConnectionError: (error: Error) => void,
+): Promise<DatabaseHandle> {
   const pool = new pg.Pool({
     connectionString: databaseUrl,
     max: 10,
@@ -36,8 +39,17 @@ export async function openPostgres(databaseUrl: string, onIdleError: (error: Err
     query_timeout: 5_000,
     statement_timeout: 5_000,
   });
-  // An idle client losing its connection emits here; without a listener the process would crash.
-  pool.on('error', onIdleError);
+  // node-postgres emits 'error' on the Client when its connection dies (backend terminated, socket reset). The
+  // pool listens only while a client is idle; a client checked out (a transaction between two queries, or one
+  // mid-query, which also gets the error) has no listener of its own, and an unheard 'error' kills the process.
+  // So every client gets one for its whole life. pg marks such a client unqueryable, and the pool destroys an
+  // unqueryable client on release instead of handing it out again; the request in flight fails with a
+  // connection error, which the error handler answers 503.
+  pool.on('connect', (client) => {
+    client.on('error', (error) => onConnectionError(withoutClient(error)));
+  });
+  // An idle client's error reaches both its own listener (reported there) and the pool's; report it once.
+  pool.on('error', () => undefined);
   const db = drizzleNodePg(pool, { schema }) as unknown as Database;
   return {
     kind: 'postgres',
@@ -47,6 +59,15 @@ export async function openPostgres(databaseUrl: string, onIdleError: (error: Err
     },
     close: () => pool.end(),
   };
+}
+
+/**
+ * The error without the `client` the pool attaches to an idle client's error: logging that object would dump the
+ * connection, backend cancel key included.
+ */
+function withoutClient(error: Error): Error {
+  const { client: _client, ...members } = error as Error & { client?: unknown };
+  return Object.assign(new Error(error.message), members, { name: error.name, stack: error.stack });
 }
 
 export async function openPglite(dataDir: string): Promise<DatabaseHandle> {
@@ -72,6 +93,9 @@ export async function migrateDatabase(handle: DatabaseHandle, databaseUrl?: stri
   }
   // One dedicated connection, so the lock and the migration share a session.
   const client = new pg.Client({ connectionString: databaseUrl, connectionTimeoutMillis: 5_000 });
+  // A connection lost mid-migration also fails the pending query, which is what reports it; unheard, the
+  // client's 'error' event would kill the process instead.
+  client.on('error', () => undefined);
   await client.connect();
   try {
     await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_ID]);
@@ -84,10 +108,10 @@ export async function migrateDatabase(handle: DatabaseHandle, databaseUrl?: stri
 
 export async function openDatabase(
   options: { databaseUrl: string | undefined; dataDir: string },
-  onIdleError: (error: Error) => void,
+  onConnectionError: (error: Error) => void,
 ): Promise<DatabaseHandle> {
   const handle = options.databaseUrl
-    ? await openPostgres(options.databaseUrl, onIdleError)
+    ? await openPostgres(options.databaseUrl, onConnectionError)
     : await openPglite(options.dataDir);
   try {
     await migrateDatabase(handle, options.databaseUrl);
