@@ -1,7 +1,7 @@
 // `npm run keys:generate [-- --alg RS256|ES256|EdDSA]`: writes a new signing key (0600) to KEYS_DIR for rotation.
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig } from '../config.js';
 import { type JwtAlgorithm, writeNewKey } from '../keys/key-ring.js';
+import { loadConfigOrExit } from '../lib/cli.js';
 
 const algorithms: readonly JwtAlgorithm[] = ['RS256', 'ES256', 'EdDSA'];
 
@@ -25,13 +25,7 @@ async function main(): Promise<number> {
     return fail(`keys:generate: --alg ${JSON.stringify(alg)}: expected one of ${algorithms.join(', ')}`);
   }
 
-  let config: ReturnType<typeof loadConfig>;
-  try {
-    config = loadConfig();
-  } catch (error) {
-    if (error instanceof ConfigError) return fail(error.message);
-    throw error;
-  }
+  const config = loadConfigOrExit();
   const algorithm = (alg as JwtAlgorithm | undefined) ?? config.jwtAlgorithm;
 
   let key: Awaited<ReturnType<typeof writeNewKey>>;
