@@ -9,7 +9,7 @@ export default fp(
     if (pruneInterval === 0) return;
     let running: Promise<void> | undefined;
     const run = () => {
-      running ??= pruneExpired(app.db, app.revocations, app.clock)
+      running ??= pruneExpired(app.db, new Date(app.clock.now()))
         .then((result) => app.log.info({ pruned: result }, 'housekeeping'))
         .catch((error: unknown) => app.log.warn({ err: error }, 'housekeeping failed; will retry'))
         .finally(() => {

@@ -1,7 +1,7 @@
 // Pruning: expired or long-revoked sessions (with their refresh tokens), expired refresh tokens, expired revocations.
-import type { Clock } from '../../clock.js';
-import type { Database } from '../../db/client.js';
-import type { RevocationService } from '../revocations/revocations.service.js';
+import { lt } from 'drizzle-orm';
+import type { Executor } from '../../db/client.js';
+import { revocations } from '../../db/schema.js';
 import { pruneSessions } from './sessions.repository.js';
 
 // Revoked sessions are kept a day, so support can still see them; their tokens are rejected either way.
@@ -13,8 +13,9 @@ export interface PruneResult {
   revocations: number;
 }
 
-export async function pruneExpired(db: Database, revocations: RevocationService, clock: Clock): Promise<PruneResult> {
-  const now = new Date(clock.now());
+/** Needs only the database: `npm run prune` calls it without building the app. */
+export async function pruneExpired(db: Executor, now: Date): Promise<PruneResult> {
   const deleted = await pruneSessions(db, now, REVOKED_SESSION_RETENTION_MS);
-  return { ...deleted, revocations: await revocations.prune(db) };
+  const expired = await db.delete(revocations).where(lt(revocations.expiresAt, now)).returning({ id: revocations.id });
+  return { ...deleted, revocations: expired.length };
 }
