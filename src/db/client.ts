@@ -1,5 +1,6 @@
-// Opens the database: a pg pool for DATABASE_URL, else PGlite in the data folder; applies migrations.
-import { mkdir } from 'node:fs/promises';
+// Opens the database: a pg pool for DATABASE_URL, else PGlite in the data folder (one process at a time); migrates.
+import { readFileSync, unlinkSync } from 'node:fs';
+import { mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PGlite } from '@electric-sql/pglite';
@@ -27,7 +28,10 @@ export const migrationsFolder = fileURLToPath(new URL('../../migrations', import
 // Any number works; it only has to be the same for every instance of this service.
 const MIGRATION_LOCK_ID = 7_342_016_001;
 
-export async function openPostgres(databaseUrl: string, onIdleError: (error: Error) => void): Promise<DatabaseHandle> {
+export async function openPostgres(
+  databaseUrl: string,
+  onConnectionError: (error: Error) => void,
+): Promise<DatabaseHandle> {
   const pool = new pg.Pool({
     connectionString: databaseUrl,
     max: 10,
@@ -36,8 +40,17 @@ export async function openPostgres(databaseUrl: string, onIdleError: (error: Err
     query_timeout: 5_000,
     statement_timeout: 5_000,
   });
-  // An idle client losing its connection emits here; without a listener the process would crash.
-  pool.on('error', onIdleError);
+  // node-postgres emits 'error' on the Client when its connection dies (backend terminated, socket reset). The
+  // pool listens only while a client is idle; a client checked out (a transaction between two queries, or one
+  // mid-query, which also gets the error) has no listener of its own, and an unheard 'error' kills the process.
+  // So every client gets one for its whole life. pg marks such a client unqueryable, and the pool destroys an
+  // unqueryable client on release instead of handing it out again; the request in flight fails with a
+  // connection error, which the error handler answers 503.
+  pool.on('connect', (client) => {
+    client.on('error', (error) => onConnectionError(withoutClient(error)));
+  });
+  // An idle client's error reaches both its own listener (reported there) and the pool's; report it once.
+  pool.on('error', () => undefined);
   const db = drizzleNodePg(pool, { schema }) as unknown as Database;
   return {
     kind: 'postgres',
@@ -49,10 +62,90 @@ export async function openPostgres(databaseUrl: string, onIdleError: (error: Err
   };
 }
 
+/**
+ * The error without the `client` the pool attaches to an idle client's error: logging that object would dump the
+ * connection, backend cancel key included.
+ */
+function withoutClient(error: Error): Error {
+  const { client: _client, ...members } = error as Error & { client?: unknown };
+  return Object.assign(new Error(error.message), members, { name: error.name, stack: error.stack });
+}
+
+/** Another live process has the embedded data folder open. */
+export class DataDirLockedError extends Error {
+  override name = 'DataDirLockedError';
+  constructor(
+    readonly dataDir: string,
+    readonly pid: number,
+  ) {
+    super(
+      `the data folder ${dataDir} is in use by another process (pid ${pid}): the embedded database (PGlite) serves ` +
+        'one process only, and a second one would write to a copy that is silently lost. Stop that process ' +
+        '(e.g. the running server) and retry, or set DATABASE_URL to a Postgres server that several processes can share.',
+    );
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it exists, under another user.
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Takes `DATA_DIR/.lock` (created exclusively, holding our pid) and returns its release. A lock whose pid is no
+ * longer alive was left by a process that died without cleaning up, and is taken over; so is one holding our own
+ * pid (a container restarted with the same pid), since one process never opens a data folder twice at once.
+ */
+async function lockDataDir(dataDir: string): Promise<() => Promise<void>> {
+  const file = path.join(dataDir, '.lock');
+  const ours = `${process.pid}\n`;
+  // Bounded: a stale lock is removed at most once before giving up.
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await writeFile(file, ours, { flag: 'wx', mode: 0o600 });
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const holder = Number.parseInt(await readFile(file, 'utf8').catch(() => ''), 10);
+      if (holder > 0 && holder !== process.pid && isAlive(holder)) throw new DataDirLockedError(dataDir, holder);
+      if (attempt > 0) throw new DataDirLockedError(dataDir, holder);
+      await unlink(file).catch(() => undefined);
+    }
+  }
+  // Removes the file only while it is still ours, so a lock taken over since is left alone.
+  const releaseSync = () => {
+    try {
+      if (readFileSync(file, 'utf8') === ours) unlinkSync(file);
+    } catch {
+      // Already gone.
+    }
+  };
+  // A script that calls process.exit() skips its finally blocks; the lock must not outlive it.
+  process.on('exit', releaseSync);
+  return async () => {
+    process.off('exit', releaseSync);
+    releaseSync();
+  };
+}
+
 export async function openPglite(dataDir: string): Promise<DatabaseHandle> {
-  const directory = path.resolve(dataDir, 'pglite');
+  const folder = path.resolve(dataDir);
+  const directory = path.join(folder, 'pglite');
   await mkdir(directory, { recursive: true });
-  const client = await PGlite.create(directory);
+  // PGlite is single-process: a second process on the same files diverges silently. Refuse it up front.
+  const unlock = await lockDataDir(folder);
+  let client: PGlite;
+  try {
+    client = await PGlite.create(directory);
+  } catch (error) {
+    await unlock();
+    throw error;
+  }
   const db = drizzlePglite(client, { schema }) as unknown as Database;
   return {
     kind: 'pglite',
@@ -60,7 +153,13 @@ export async function openPglite(dataDir: string): Promise<DatabaseHandle> {
     ping: async () => {
       await client.query('SELECT 1');
     },
-    close: () => client.close(),
+    close: async () => {
+      try {
+        await client.close();
+      } finally {
+        await unlock();
+      }
+    },
   };
 }
 
@@ -72,6 +171,9 @@ export async function migrateDatabase(handle: DatabaseHandle, databaseUrl?: stri
   }
   // One dedicated connection, so the lock and the migration share a session.
   const client = new pg.Client({ connectionString: databaseUrl, connectionTimeoutMillis: 5_000 });
+  // A connection lost mid-migration also fails the pending query, which is what reports it; unheard, the
+  // client's 'error' event would kill the process instead.
+  client.on('error', () => undefined);
   await client.connect();
   try {
     await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_ID]);
@@ -84,10 +186,10 @@ export async function migrateDatabase(handle: DatabaseHandle, databaseUrl?: stri
 
 export async function openDatabase(
   options: { databaseUrl: string | undefined; dataDir: string },
-  onIdleError: (error: Error) => void,
+  onConnectionError: (error: Error) => void,
 ): Promise<DatabaseHandle> {
   const handle = options.databaseUrl
-    ? await openPostgres(options.databaseUrl, onIdleError)
+    ? await openPostgres(options.databaseUrl, onConnectionError)
     : await openPglite(options.dataDir);
   try {
     await migrateDatabase(handle, options.databaseUrl);

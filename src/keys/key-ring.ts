@@ -1,6 +1,6 @@
-// Signing keys from KEYS_DIR: kid = RFC 7638 thumbprint, a new key published before it signs (rotation).
+// Signing keys from KEYS_DIR: kid = RFC 7638 thumbprint; keys.json records when each starts signing (rotation).
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 export type JwtAlgorithm = 'RS256' | 'ES256' | 'EdDSA';
@@ -24,30 +24,34 @@ export interface SigningKey {
   privateKeyPem: string;
   publicKeyPem: string;
   publicJwk: PublicJwk;
-  /** When the key file was written (epoch ms): it signs only once published for `activationDelay`. */
-  createdAt: number;
+  /**
+   * When the key starts signing (epoch ms), as recorded in `keys.json`; 0 for a key with no recorded time, which
+   * counts as active since ever (the oldest). Never a file time: copying a folder or mounting it as a secret
+   * changes those.
+   */
+  activatesAt: number;
   file: string;
 }
 
 export class KeyRing {
   readonly #byKid: Map<string, SigningKey>;
 
-  /** `keys` oldest first; `now` is read at every signature, so a published key starts signing on its own. */
+  /** `keys` by activation time, earliest first; `now` is read at every signature, so a key starts on its own. */
   constructor(
     readonly keys: readonly SigningKey[],
-    private readonly activationDelayMs: number,
     private readonly now: () => number,
   ) {
     this.#byKid = new Map(keys.map((key) => [key.kid, key]));
   }
 
   /**
-   * The signing key: the newest one published for at least the activation delay (so every cached JWKS already
-   * holds it); if none is that old, the oldest one.
+   * The signing key: the one activated last among those whose activation time has passed (every key is published
+   * from load, and keys:generate sets the time KEY_ACTIVATION_DELAY ahead, so caches hold a key before it signs);
+   * if none has activated yet, the earliest.
    */
   get active(): SigningKey {
-    const activeFrom = this.now() - this.activationDelayMs;
-    return this.keys.filter((key) => key.createdAt <= activeFrom).at(-1) ?? (this.keys[0] as SigningKey);
+    const now = this.now();
+    return this.keys.filter((key) => key.activatesAt <= now).at(-1) ?? (this.keys[0] as SigningKey);
   }
 
   /** A verification key by kid; only keys of our own set, never one named by the token. */
@@ -86,7 +90,7 @@ export function jwkThumbprint(jwk: Record<string, unknown>): string {
   return createHash('sha256').update(canonical).digest('base64url');
 }
 
-export function toSigningKey(privateKeyPem: string, file: string, createdAt: number): SigningKey {
+export function toSigningKey(privateKeyPem: string, file: string, activatesAt: number): SigningKey {
   let privateKey: KeyObject;
   try {
     privateKey = createPrivateKey(privateKeyPem);
@@ -112,7 +116,7 @@ export function toSigningKey(privateKeyPem: string, file: string, createdAt: num
     privateKeyPem,
     publicKeyPem: publicKey.export({ format: 'pem', type: 'spki' }).toString(),
     publicJwk: { ...(members as { kty: string }), kid, use: 'sig', alg },
-    createdAt,
+    activatesAt,
     file,
   };
 }
@@ -127,21 +131,74 @@ export function generatePrivateKeyPem(alg: JwtAlgorithm): string {
   return privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
 }
 
-/** Writes a new private key (mode 0600) named by its kid; returns it. */
-export async function writeNewKey(keysDir: string, alg: JwtAlgorithm, now = Date.now()): Promise<SigningKey> {
+/** The manifest in KEYS_DIR recording when each key starts signing. */
+export const MANIFEST_FILE = 'keys.json';
+
+interface ManifestEntry {
+  kid: string;
+  file?: string;
+  /** ISO 8601. */
+  activatesAt: string;
+}
+
+/** The manifest's entries as written (empty when there is none); a malformed one is a KeyError. */
+async function readManifest(keysDir: string): Promise<ManifestEntry[]> {
+  const file = path.join(keysDir, MANIFEST_FILE);
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw error;
+  }
+  const shape = `expected {"keys": [{"kid": "...", "file": "<kid>.pem", "activatesAt": "<ISO 8601 time>"}]}`;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    throw new KeyError(`${file}: not JSON (${(error as Error).message}); ${shape}`);
+  }
+  const entries = (parsed as { keys?: unknown } | null)?.keys;
+  if (!Array.isArray(entries)) throw new KeyError(`${file}: ${shape}`);
+  for (const entry of entries as Partial<ManifestEntry>[]) {
+    const valid =
+      typeof entry?.kid === 'string' &&
+      typeof entry.activatesAt === 'string' &&
+      !Number.isNaN(Date.parse(entry.activatesAt));
+    if (!valid) throw new KeyError(`${file}: bad entry ${JSON.stringify(entry)}; ${shape}`);
+  }
+  return entries as ManifestEntry[];
+}
+
+/** Adds (or replaces) a key's entry, atomically, so a reader never sees half a file. */
+async function recordActivation(keysDir: string, key: SigningKey): Promise<void> {
+  const entries = (await readManifest(keysDir)).filter((entry) => entry.kid !== key.kid);
+  entries.push({ kid: key.kid, file: path.basename(key.file), activatesAt: new Date(key.activatesAt).toISOString() });
+  const file = path.join(keysDir, MANIFEST_FILE);
+  await writeFile(`${file}.tmp`, `${JSON.stringify({ keys: entries }, null, 2)}\n`, { mode: 0o644 });
+  await rename(`${file}.tmp`, file);
+}
+
+/**
+ * Writes a new private key (mode 0600) named by its kid, and records in keys.json that it signs from
+ * `activatesAt` (epoch ms); returns it.
+ */
+export async function writeNewKey(keysDir: string, alg: JwtAlgorithm, activatesAt: number): Promise<SigningKey> {
   await mkdir(keysDir, { recursive: true });
+  // Refuse a malformed manifest before writing anything.
+  await readManifest(keysDir);
   const pem = generatePrivateKeyPem(alg);
-  const probe = toSigningKey(pem, '', now);
+  const probe = toSigningKey(pem, '', activatesAt);
   const file = path.join(keysDir, `${probe.kid}.pem`);
   await writeFile(file, pem, { mode: 0o600, flag: 'wx' });
-  return { ...probe, file };
+  const key = { ...probe, file };
+  await recordActivation(keysDir, key);
+  return key;
 }
 
 export interface LoadKeysOptions {
   keysDir: string;
   algorithm: JwtAlgorithm;
-  /** Seconds a key must have been published before it signs. */
-  activationDelay: number;
   /** Outside production an empty folder gets a fresh key. */
   generateIfEmpty: boolean;
   now: number;
@@ -150,28 +207,42 @@ export interface LoadKeysOptions {
   onGenerated?: (key: SigningKey) => void;
 }
 
-/** Loads every `*.pem` of the configured algorithm (an empty folder gets a key when allowed). */
+/**
+ * Loads every `*.pem` of the configured algorithm with its activation time from keys.json (an empty folder gets a
+ * key, active at once, when allowed). A key missing from keys.json counts as active since ever; two such keys
+ * would make the choice a guess, so that folder is refused.
+ */
 export async function loadKeyRing(options: LoadKeysOptions): Promise<KeyRing> {
   const { keysDir, algorithm } = options;
   const files = await readdir(keysDir).catch((error: NodeJS.ErrnoException) => {
     if (error.code === 'ENOENT') return [] as string[];
     throw error;
   });
+  const activation = new Map((await readManifest(keysDir)).map((entry) => [entry.kid, Date.parse(entry.activatesAt)]));
   const keys: SigningKey[] = [];
   for (const name of files.filter((file) => file.endsWith('.pem')).sort()) {
     const file = path.join(keysDir, name);
-    const [pem, info] = await Promise.all([readFile(file, 'utf8'), stat(file)]);
-    const key = toSigningKey(pem, file, info.mtimeMs);
-    if (key.alg === algorithm) keys.push(key);
+    const key = toSigningKey(await readFile(file, 'utf8'), file, 0);
+    if (key.alg === algorithm) keys.push({ ...key, activatesAt: activation.get(key.kid) ?? 0 });
+  }
+  const unrecorded = keys.filter((key) => !activation.has(key.kid));
+  if (unrecorded.length > 1) {
+    throw new KeyError(
+      `${keysDir}: ${unrecorded.length} keys have no activation time in ${MANIFEST_FILE} ` +
+        `(${unrecorded.map((key) => path.basename(key.file)).join(', ')}), so which one signs would be a guess. ` +
+        `Record each one's "activatesAt" there (see keys/README.md), or remove the keys no longer used.`,
+    );
   }
   if (keys.length === 0) {
     if (!options.generateIfEmpty) {
       throw new KeyError(`no ${algorithm} private key in ${keysDir}; create one with \`npm run keys:generate\``);
     }
+    // The only key: nothing else could sign, so it is active at once.
     const key = await writeNewKey(keysDir, algorithm, options.now);
     options.onGenerated?.(key);
     keys.push(key);
   }
-  keys.sort((a, b) => a.createdAt - b.createdAt);
-  return new KeyRing(keys, options.activationDelay * 1000, options.clock ?? (() => options.now));
+  // Ties (equal recorded times) are settled by kid, so the choice never depends on the folder's listing order.
+  keys.sort((a, b) => a.activatesAt - b.activatesAt || (a.kid < b.kid ? -1 : 1));
+  return new KeyRing(keys, options.clock ?? (() => options.now));
 }

@@ -2,8 +2,8 @@
 import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { systemClock } from '../clock.js';
-import { loadConfig } from '../config.js';
 import { openDatabase } from '../db/client.js';
+import { loadConfigOrExit } from '../lib/cli.js';
 import { normalizeEmail } from '../modules/auth/auth.service.js';
 import { createOrPromoteAdmin } from '../modules/users/users.service.js';
 import { Passwords } from '../plugins/passwords.js';
@@ -15,7 +15,7 @@ async function main(): Promise<void> {
   const { values } = parseArgs({ options: { email: { type: 'string' } }, strict: true });
   const email = values.email ? normalizeEmail(values.email) : '';
   if (!EMAIL.test(email) || email.length > 254) throw new Error('a valid --email is required');
-  const config = loadConfig();
+  const config = loadConfigOrExit('create-admin: ');
   const log = pino({ level: 'warn' });
   const handle = await openDatabase(config, (error) => log.warn({ err: error }, 'postgres connection lost'));
   try {

@@ -1,7 +1,8 @@
 // `npm run keys:generate [-- --alg RS256|ES256|EdDSA]`: writes a new signing key (0600) to KEYS_DIR for rotation.
+import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig } from '../config.js';
-import { type JwtAlgorithm, writeNewKey } from '../keys/key-ring.js';
+import { type JwtAlgorithm, MANIFEST_FILE, writeNewKey } from '../keys/key-ring.js';
+import { loadConfigOrExit } from '../lib/cli.js';
 
 const algorithms: readonly JwtAlgorithm[] = ['RS256', 'ES256', 'EdDSA'];
 
@@ -25,33 +26,29 @@ async function main(): Promise<number> {
     return fail(`keys:generate: --alg ${JSON.stringify(alg)}: expected one of ${algorithms.join(', ')}`);
   }
 
-  let config: ReturnType<typeof loadConfig>;
-  try {
-    config = loadConfig();
-  } catch (error) {
-    if (error instanceof ConfigError) return fail(error.message);
-    throw error;
-  }
+  const config = loadConfigOrExit();
   const algorithm = (alg as JwtAlgorithm | undefined) ?? config.jwtAlgorithm;
 
+  const delay = config.keyActivationDelay;
+  const activatesAt = Date.now() + delay * 1000;
   let key: Awaited<ReturnType<typeof writeNewKey>>;
   try {
-    key = await writeNewKey(config.keysDir, algorithm);
+    key = await writeNewKey(config.keysDir, algorithm, activatesAt);
   } catch (error) {
     return fail(`keys:generate: cannot write a key to ${config.keysDir}: ${(error as Error).message}`);
   }
 
-  const delay = config.keyActivationDelay;
-  const signsFrom = new Date(key.createdAt + delay * 1000).toISOString();
   const lines = [
     `Generated ${algorithm} key`,
     `  kid:  ${key.kid}`,
     `  file: ${key.file} (mode 0600; never commit it)`,
+    `  starts signing at ${new Date(activatesAt).toISOString()} (now + KEY_ACTIVATION_DELAY, ${delay} s),`,
+    `  as recorded in ${path.join(config.keysDir, MANIFEST_FILE)}`,
     '',
-    'Restart every instance (with this file in its KEYS_DIR) so /.well-known/jwks.json publishes the key.',
-    `It becomes the signing key KEY_ACTIVATION_DELAY (${delay} s) after the`,
-    `file was written, from ${signsFrom}, with no further restart; until then instances keep signing with the`,
-    'current key, so every cached JWKS has seen the new key before a token signed by it arrives (file mtime).',
+    'Restart every instance (with this file and keys.json in its KEYS_DIR) before then, so /.well-known/jwks.json',
+    'publishes the key; each instance switches to it at that time by itself, with no further restart, so every',
+    'cached JWKS has seen the new key before a token signed by it arrives. Copy keys.json along with the keys:',
+    'the activation time is read from it, never from file times.',
   ];
   if (algorithm !== config.jwtAlgorithm) {
     lines.push(

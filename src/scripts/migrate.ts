@@ -1,7 +1,7 @@
 // `npm run db:migrate`: applies pending migrations to DATABASE_URL, or to the embedded PGlite in DATA_DIR.
 import path from 'node:path';
-import { ConfigError, loadConfig } from '../config.js';
 import { openDatabase } from '../db/client.js';
+import { loadConfigOrExit } from '../lib/cli.js';
 
 /** One line for any error, including the AggregateError (empty message) that a refused connection produces. */
 function oneLine(error: unknown): string {
@@ -21,16 +21,7 @@ function describeUrl(databaseUrl: string): string {
 }
 
 async function main(): Promise<number> {
-  let config: ReturnType<typeof loadConfig>;
-  try {
-    config = loadConfig();
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      process.stderr.write(`${error.message}\n`);
-      return 1;
-    }
-    throw error;
-  }
+  const config = loadConfigOrExit();
 
   // Same location openPglite uses.
   const target = config.databaseUrl

@@ -1,5 +1,5 @@
 import { createPublicKey, generateKeyPairSync } from 'node:crypto';
-import { mkdtemp, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { calculateJwkThumbprint, type JWK } from 'jose';
@@ -11,6 +11,7 @@ import {
   type LoadKeysOptions,
   loadKeyRing,
   toSigningKey,
+  writeNewKey,
 } from '../../src/keys/key-ring.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -26,18 +27,29 @@ async function keysDir(t: Test): Promise<string> {
   return dir;
 }
 
-/** Writes a key file whose modification time says when it was provisioned. */
-async function putKey(dir: string, name: string, pem: string, writtenAt: number): Promise<void> {
-  const file = path.join(dir, name);
-  await writeFile(file, pem, { mode: 0o600 });
-  await utimes(file, writtenAt / 1000, writtenAt / 1000);
+/** Writes a key file and, unless `activatesAt` is undefined, its entry in keys.json (as keys:generate does). */
+async function putKey(dir: string, name: string, pem: string, activatesAt: number | undefined): Promise<void> {
+  await writeFile(path.join(dir, name), pem, { mode: 0o600 });
+  if (activatesAt === undefined) return;
+  const manifestFile = path.join(dir, 'keys.json');
+  const manifest = JSON.parse(await readFile(manifestFile, 'utf8').catch(() => '{"keys":[]}')) as {
+    keys: { kid: string }[];
+  };
+  const kid = toSigningKey(pem, name, 0).kid;
+  manifest.keys = manifest.keys.filter((entry) => entry.kid !== kid);
+  manifest.keys.push({ kid, file: name, activatesAt: new Date(activatesAt).toISOString() } as { kid: string });
+  await writeFile(manifestFile, JSON.stringify(manifest, null, 2));
+}
+
+/** Sets a file's modification time, as copying, restoring or mounting it would. */
+async function setMtime(dir: string, name: string, at: number): Promise<void> {
+  await utimes(path.join(dir, name), at / 1000, at / 1000);
 }
 
 function options(dir: string, overrides: Partial<LoadKeysOptions> = {}): LoadKeysOptions {
   return {
     keysDir: dir,
     algorithm: 'RS256',
-    activationDelay: 900,
     generateIfEmpty: false,
     now: Date.now(),
     ...overrides,
@@ -86,14 +98,14 @@ t.test('an empty folder gets a development key, written with mode 0600', async (
   );
   t.same(generated, [ring.active.kid], 'the generation is reported');
   const files = await readdir(dir);
-  t.same(files, [`${ring.active.kid}.pem`], 'one key file, named by its kid');
-  const mode = (await stat(path.join(dir, files[0] as string))).mode & 0o777;
+  t.same(files.sort(), [`${ring.active.kid}.pem`, 'keys.json'].sort(), 'one key file, named by its kid, and keys.json');
+  const mode = (await stat(path.join(dir, `${ring.active.kid}.pem`))).mode & 0o777;
   t.equal(mode, 0o600, 'only the owner can read the private key');
   t.equal(ring.active.kid, await calculateJwkThumbprint(publicJwkOf(ring.active.privateKeyPem), 'sha256'));
 
   const again = await loadKeyRing(options(dir, { generateIfEmpty: true, onGenerated: () => t.fail('regenerated') }));
   t.equal(again.active.kid, ring.active.kid, 'the next boot reuses the key');
-  t.equal((await readdir(dir)).length, 1);
+  t.equal((await readdir(dir)).length, 2);
 });
 
 t.test('production (no generation) refuses an empty folder', async (t) => {
@@ -110,7 +122,7 @@ t.test('an RSA key shorter than 2048 bits is rejected', async (t) => {
     .toString();
   t.throws(() => toSigningKey(weak, 'weak.pem', Date.now()), { name: 'KeyError', message: /1024 bits/ });
   const dir = await keysDir(t);
-  await putKey(dir, 'weak.pem', weak, Date.now() - DAY_MS);
+  await putKey(dir, 'weak.pem', weak, undefined);
   await t.rejects(loadKeyRing(options(dir, { generateIfEmpty: true })), KeyError, 'the ring refuses to load it');
 });
 
@@ -120,13 +132,13 @@ t.test('a file that is not a private key is rejected', async (t) => {
   await t.rejects(loadKeyRing(options(dir, { generateIfEmpty: true })), { name: 'KeyError', message: /broken\.pem/ });
 });
 
-t.test('activation: a key signs only once it has been published for the delay', async (t) => {
+t.test('activation: a key signs only once its recorded activation time has passed', async (t) => {
   const now = Date.now();
 
   t.test('an old key and a brand-new key: the old one signs, both are published', async (t) => {
     const dir = await keysDir(t);
     await putKey(dir, 'old.pem', rsaOld, now - DAY_MS);
-    await putKey(dir, 'new.pem', rsaNew, now);
+    await putKey(dir, 'new.pem', rsaNew, now + 900_000);
     const ring = await loadKeyRing(options(dir, { now }));
     const oldKid = toSigningKey(rsaOld, '', 0).kid;
     const newKid = toSigningKey(rsaNew, '', 0).kid;
@@ -142,7 +154,7 @@ t.test('activation: a key signs only once it has been published for the delay', 
     t.ok(ring.find(newKid), 'tokens signed by the new key already verify');
   });
 
-  t.test('once the delay has passed, the newer key signs', async (t) => {
+  t.test('once its activation time has passed, the newer key signs', async (t) => {
     const dir = await keysDir(t);
     await putKey(dir, 'old.pem', rsaOld, now - 2 * DAY_MS);
     await putKey(dir, 'new.pem', rsaNew, now - DAY_MS);
@@ -151,12 +163,91 @@ t.test('activation: a key signs only once it has been published for the delay', 
     t.equal(ring.keys.length, 2, 'the old key is still published for tokens it signed');
   });
 
-  t.test('with only a brand-new key, it signs', async (t) => {
+  t.test('with only a key not yet active, it signs', async (t) => {
     const dir = await keysDir(t);
-    await putKey(dir, 'new.pem', rsaNew, now);
+    await putKey(dir, 'new.pem', rsaNew, now + 900_000);
     const ring = await loadKeyRing(options(dir, { now }));
     t.equal(ring.active.kid, toSigningKey(rsaNew, '', 0).kid);
   });
+});
+
+t.test('the recorded activation time decides which key signs, never the file modification time', async (t) => {
+  const now = Date.now();
+  const oldKid = toSigningKey(rsaOld, '', 0).kid;
+  const newKid = toSigningKey(rsaNew, '', 0).kid;
+
+  t.test('the older-activated key touched to be the newest file: it still signs', async (t) => {
+    const dir = await keysDir(t);
+    // old activated two days ago; new was added a minute ago and activates in 14 minutes.
+    await putKey(dir, 'old.pem', rsaOld, now - 2 * DAY_MS);
+    await putKey(dir, 'new.pem', rsaNew, now - 60_000 + 900_000);
+    // The files' times say the opposite: new.pem looks two days old, old.pem brand new (a copy, a restore).
+    await setMtime(dir, 'old.pem', now);
+    await setMtime(dir, 'new.pem', now - 2 * DAY_MS);
+    const ring = await loadKeyRing(options(dir, { now }));
+    t.equal(ring.active.kid, oldKid, 'the key activated two days ago signs');
+    t.same(ring.keys.map((key) => key.kid).sort(), [oldKid, newKid].sort(), 'both are published');
+    const later = await loadKeyRing(options(dir, { now: now - 60_000 + 900_000 }));
+    t.equal(later.active.kid, newKid, 'the new key signs from its recorded activation time');
+  });
+
+  t.test('a key recorded as active signs, however young its file looks', async (t) => {
+    const dir = await keysDir(t);
+    await putKey(dir, 'old.pem', rsaOld, now - 2 * DAY_MS);
+    await putKey(dir, 'new.pem', rsaNew, now - DAY_MS);
+    await setMtime(dir, 'old.pem', now - 2 * DAY_MS);
+    await setMtime(dir, 'new.pem', now);
+    t.equal((await loadKeyRing(options(dir, { now }))).active.kid, newKid);
+  });
+
+  t.test('one key without a recorded time counts as active since ever (the oldest)', async (t) => {
+    const dir = await keysDir(t);
+    // A folder from before keys.json, plus a key added by keys:generate that is not active yet.
+    await putKey(dir, 'legacy.pem', rsaOld, undefined);
+    await putKey(dir, 'new.pem', rsaNew, now + 900_000);
+    await setMtime(dir, 'new.pem', now - 2 * DAY_MS);
+    t.equal((await loadKeyRing(options(dir, { now }))).active.kid, oldKid, 'the unrecorded key signs until then');
+    t.equal((await loadKeyRing(options(dir, { now: now + 900_000 }))).active.kid, newKid, 'then the new key');
+  });
+
+  t.test('two keys without a recorded time are ambiguous: refused, naming keys.json', async (t) => {
+    const dir = await keysDir(t);
+    await putKey(dir, 'a.pem', rsaOld, undefined);
+    await putKey(dir, 'b.pem', rsaNew, undefined);
+    await t.rejects(loadKeyRing(options(dir, { now })), { name: 'KeyError', message: /keys\.json \(a\.pem, b\.pem\)/ });
+  });
+
+  t.test('a malformed keys.json is refused', async (t) => {
+    const dir = await keysDir(t);
+    await putKey(dir, 'a.pem', rsaOld, undefined);
+    await writeFile(path.join(dir, 'keys.json'), '{"keys": [{"kid": "x"}]}');
+    await t.rejects(loadKeyRing(options(dir, { now })), { name: 'KeyError', message: /keys\.json: bad entry/ });
+    await writeFile(path.join(dir, 'keys.json'), 'not json');
+    await t.rejects(loadKeyRing(options(dir, { now })), { name: 'KeyError', message: /keys\.json: not JSON/ });
+  });
+});
+
+t.test('writeNewKey records the activation time in keys.json; a generated development key signs at once', async (t) => {
+  const dir = await keysDir(t);
+  const now = Date.now();
+  const first = await loadKeyRing(options(dir, { now, generateIfEmpty: true }));
+  const added = await writeNewKey(dir, 'RS256', now + 900_000);
+  const manifest = JSON.parse(await readFile(path.join(dir, 'keys.json'), 'utf8')) as {
+    keys: { kid: string; file: string; activatesAt: string }[];
+  };
+  t.same(
+    manifest.keys,
+    [
+      { kid: first.active.kid, file: `${first.active.kid}.pem`, activatesAt: new Date(now).toISOString() },
+      { kid: added.kid, file: `${added.kid}.pem`, activatesAt: new Date(now + 900_000).toISOString() },
+    ],
+    'one entry per key, with its file and activation time',
+  );
+  t.equal((await loadKeyRing(options(dir, { now: now + 899_000 }))).active.kid, first.active.kid);
+  t.equal((await loadKeyRing(options(dir, { now: now + 900_000 }))).active.kid, added.kid);
+  // Every file touched: nothing changes.
+  for (const file of await readdir(dir)) await utimes(path.join(dir, file), new Date(), new Date(0));
+  t.equal((await loadKeyRing(options(dir, { now: now + 899_000 }))).active.kid, first.active.kid, 'mtimes are ignored');
 });
 
 t.test('a key of another algorithm is not published', async (t) => {

@@ -1,5 +1,5 @@
-// Key algorithms, rotation without a restart, and the CORS allow-list, against the real app.
-import { mkdtemp, rm, utimes, writeFile } from 'node:fs/promises';
+// Key algorithms, rotation without a restart (by keys.json, never file times), and the CORS allow-list.
+import { cp, mkdtemp, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
@@ -55,34 +55,52 @@ for (const [alg, kty] of [
 }
 
 t.test(
-  'rotation: a new key is published at once and signs once it is KEY_ACTIVATION_DELAY old, with no restart',
+  'rotation: a new key is published at once and signs from its recorded activation time, with no restart; ' +
+    'file times (touched, or reset by a copy) change nothing',
   async (t) => {
     const dir = await emptyDir(t);
     const clock = new TestClock(Date.UTC(2026, 10, 23, 12));
     const oldPem = generatePrivateKeyPem('RS256');
     const newPem = generatePrivateKeyPem('RS256');
-    await writeFile(path.join(dir, 'old.pem'), oldPem, { mode: 0o600 });
-    await writeFile(path.join(dir, 'new.pem'), newPem, { mode: 0o600 });
-    // The old key was written two days ago; the new one just now.
-    const twoDaysAgo = (clock.now() - 2 * 86_400_000) / 1000;
-    await utimes(path.join(dir, 'old.pem'), twoDaysAgo, twoDaysAgo);
-    await utimes(path.join(dir, 'new.pem'), clock.now() / 1000, clock.now() / 1000);
     const oldKid = toSigningKey(oldPem, '', 0).kid;
     const newKid = toSigningKey(newPem, '', 0).kid;
+    await writeFile(path.join(dir, 'old.pem'), oldPem, { mode: 0o600 });
+    await writeFile(path.join(dir, 'new.pem'), newPem, { mode: 0o600 });
+    // The old key has signed for two days; the new one was just added by keys:generate (KEY_ACTIVATION_DELAY 900).
+    const at = (ms: number) => new Date(ms).toISOString();
+    await writeFile(
+      path.join(dir, 'keys.json'),
+      JSON.stringify({
+        keys: [
+          { kid: oldKid, file: 'old.pem', activatesAt: at(clock.now() - 2 * 86_400_000) },
+          { kid: newKid, file: 'new.pem', activatesAt: at(clock.now() + 900_000) },
+        ],
+      }),
+    );
+    // The files' times say the opposite: old.pem touched just now, new.pem two days old.
+    const twoDaysAgo = (clock.now() - 2 * 86_400_000) / 1000;
+    await utimes(path.join(dir, 'old.pem'), clock.now() / 1000, clock.now() / 1000);
+    await utimes(path.join(dir, 'new.pem'), twoDaysAgo, twoDaysAgo);
+    // And a copy of the folder without -p: every file gets the copy's time.
+    const copy = path.join(await emptyDir(t), 'keys');
+    await cp(dir, copy, { recursive: true });
 
     const context = await buildTestApp(t, { clock, keysDir: dir, env: { KEY_ACTIVATION_DELAY: '900' } });
+    const copied = await buildTestApp(t, { clock, keysDir: copy, env: { KEY_ACTIVATION_DELAY: '900' } });
     const jwks = (await context.app.inject({ method: 'GET', url: '/.well-known/jwks.json' })).json();
     t.same(jwks.keys.map((key: { kid: string }) => key.kid).sort(), [oldKid, newKid].sort(), 'both keys are published');
 
     const before = await login(context);
-    t.equal(decodeProtectedHeader(before).kid, oldKid, 'the old key signs while the new one is younger than the delay');
+    t.equal(decodeProtectedHeader(before).kid, oldKid, 'the old key signs until the new one activates');
+    t.equal(decodeProtectedHeader(await login(copied)).kid, oldKid, 'the copied folder signs with the same key');
 
     clock.advance(899_000);
-    t.equal(decodeProtectedHeader(await login(context)).kid, oldKid, 'still the old key just before the delay');
+    t.equal(decodeProtectedHeader(await login(context)).kid, oldKid, 'still the old key just before activation');
 
     clock.advance(2_000);
     const after = await login(context);
-    t.equal(decodeProtectedHeader(after).kid, newKid, 'the new key signs once the delay has passed');
+    t.equal(decodeProtectedHeader(after).kid, newKid, 'the new key signs once its activation time has passed');
+    t.equal(decodeProtectedHeader(await login(copied)).kid, newKid, 'on the copy too, at the same moment');
     for (const token of [before, after]) {
       const me = await context.app.inject({
         method: 'GET',
