@@ -1,5 +1,6 @@
 // Failed-login budgets per account: per (email, IP), so an attacker elsewhere cannot lock the user out from the
 // user's own address, and per email from all IPs. Counted whether or not the email is registered.
+import { rateLimitKey } from '../../lib/client-address.js';
 import type { Store } from '../../store/store.js';
 
 export const LOGIN_FAILURE_WINDOW_MS = 15 * 60 * 1000;
@@ -19,7 +20,7 @@ export class LoginThrottle {
   ) {}
 
   #keys(email: string, ip: string) {
-    return { fromIp: `login-fail:${email}|${ip}`, anyIp: `login-fail:${email}` };
+    return { fromIp: `login-fail:${email}|${rateLimitKey(ip)}`, anyIp: `login-fail:${email}` };
   }
 
   /** Seconds until the account may try again from this IP, or 0 when it may try now. */
