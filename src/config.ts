@@ -47,6 +47,7 @@ export const EnvSchema = Type.Object({
   RATE_LIMIT_LOGIN_PER_IP: Count(10),
   RATE_LIMIT_LOGIN_FAILURES: Count(5),
   RATE_LIMIT_ACCOUNT_FAILURES: Count(100),
+  RATE_LIMIT_PASSWORD_FAILURES: Count(5),
   RATE_LIMIT_REGISTER_PER_IP: Count(20),
   RATE_LIMIT_REFRESH_PER_IP: Count(20),
   ARGON2_MEMORY_KIB: Type.Integer({ minimum: 19_456, default: 19_456 }),
@@ -92,6 +93,8 @@ export interface Config {
     loginPerIp: number;
     loginFailures: number;
     accountFailures: number;
+    /** Wrong current passwords per user per 15 minutes (POST /auth/password). */
+    passwordFailures: number;
     registerPerIp: number;
     refreshPerIp: number;
   };
@@ -205,6 +208,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       loginPerIp: env.RATE_LIMIT_LOGIN_PER_IP,
       loginFailures: env.RATE_LIMIT_LOGIN_FAILURES,
       accountFailures: env.RATE_LIMIT_ACCOUNT_FAILURES,
+      passwordFailures: env.RATE_LIMIT_PASSWORD_FAILURES,
       registerPerIp: env.RATE_LIMIT_REGISTER_PER_IP,
       refreshPerIp: env.RATE_LIMIT_REFRESH_PER_IP,
     },

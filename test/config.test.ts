@@ -80,6 +80,7 @@ t.test('defaults: an empty environment is a working development config', async (
       loginPerIp: 10,
       loginFailures: 5,
       accountFailures: 100,
+      passwordFailures: 5,
       registerPerIp: 20,
       refreshPerIp: 20,
     },

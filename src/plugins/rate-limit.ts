@@ -4,6 +4,7 @@ import rateLimit, { type FastifyRateLimitStore, type RateLimitOptions } from '@f
 import type { FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { rateLimited } from '../errors.js';
+import { rateLimitKey } from '../lib/client-address.js';
 import type { Store } from '../store/store.js';
 import { notFound } from './error-handler.js';
 
@@ -22,7 +23,7 @@ export function perIp(
     timeWindow: windowMs,
     // After validation, so a handler of the limit can read the body.
     hook: 'preHandler',
-    keyGenerator: (request) => `${name}:${request.ip}`,
+    keyGenerator: (request) => `${name}:${rateLimitKey(request.ip)}`,
   };
   // Only when given: an explicit undefined would replace the plugin's default handler.
   if (onExceeded) options.onExceeded = onExceeded;

@@ -115,6 +115,19 @@ export class EmbeddedStore implements Store {
     return { count: Number(entry.value), resetInMs: entry.expiresAt - now };
   }
 
+  async release(key: string): Promise<number> {
+    const storeKey = counterKey(key);
+    const current = this.#get(storeKey);
+    if (!current) return 0;
+    const count = Number(current.value) - 1;
+    if (count <= 0) {
+      this.#entries.delete(storeKey);
+      return 0;
+    }
+    this.#entries.set(storeKey, { value: String(count), expiresAt: current.expiresAt });
+    return count;
+  }
+
   async peek(key: string): Promise<CounterState> {
     const entry = this.#get(counterKey(key));
     return entry

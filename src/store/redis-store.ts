@@ -16,6 +16,16 @@ local count = redis.call('INCR', KEYS[1])
 if count == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return {count, redis.call('PTTL', KEYS[1])}`;
 
+// Atomic so that a release never resurrects an expired counter or drops another request's hit; DECR keeps the TTL.
+const RELEASE_SCRIPT = `
+local count = tonumber(redis.call('GET', KEYS[1]))
+if count == nil then return 0 end
+if count <= 1 then
+  redis.call('DEL', KEYS[1])
+  return 0
+end
+return redis.call('DECR', KEYS[1])`;
+
 // Keeps the larger not-before, and the longer TTL, when two changes race.
 const RAISE_SCRIPT = `
 local ttl = math.max(tonumber(ARGV[2]), redis.call('PTTL', KEYS[1]))
@@ -29,6 +39,7 @@ return 1`;
 
 interface ScriptedRedis extends Redis {
   hitCounter(key: string, windowMs: number): Promise<[number, number]>;
+  releaseCounter(key: string): Promise<number>;
   raiseNotBefore(key: string, notBeforeMs: number, ttlMs: number): Promise<number>;
 }
 
@@ -60,6 +71,7 @@ export class RedisStore implements Store {
       retryStrategy: (attempt) => Math.min(attempt * 100, 2_000),
     }) as ScriptedRedis;
     redis.defineCommand('hitCounter', { numberOfKeys: 1, lua: HIT_SCRIPT });
+    redis.defineCommand('releaseCounter', { numberOfKeys: 1, lua: RELEASE_SCRIPT });
     redis.defineCommand('raiseNotBefore', { numberOfKeys: 1, lua: RAISE_SCRIPT });
     redis.on('error', options.onError);
     await redis.connect().catch(options.onError);
@@ -96,6 +108,10 @@ export class RedisStore implements Store {
   async hit(key: string, windowMs: number): Promise<CounterState> {
     const [count, ttl] = await this.#run(() => this.#redis.hitCounter(counterKey(key), positive(windowMs)));
     return { count, resetInMs: Math.max(ttl, 0) };
+  }
+
+  async release(key: string): Promise<number> {
+    return this.#run(() => this.#redis.releaseCounter(counterKey(key)));
   }
 
   async peek(key: string): Promise<CounterState> {

@@ -25,6 +25,11 @@ export interface Store {
   revocationState(jti: string, sid: string, sub: string): Promise<RevocationState>;
   /** Adds one to a fixed-window counter, starting the window on the first hit. */
   hit(key: string, windowMs: number): Promise<CounterState>;
+  /**
+   * Takes one back from a counter (a reserved slot that turned out not to count), keeping its window; a counter
+   * that would reach 0 is deleted, and one that does not exist stays absent. Returns the count left.
+   */
+  release(key: string): Promise<number>;
   /** Reads a counter without adding to it. */
   peek(key: string): Promise<CounterState>;
   /** Deletes a counter (e.g. failures after a successful login). */

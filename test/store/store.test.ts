@@ -172,6 +172,46 @@ function storeSuite(t: Test, open: (t: Test) => Promise<Store>): void {
     t.pass('resetting an unknown counter is harmless');
   });
 
+  t.test('release() takes one back, keeps the window, and deletes a counter that reaches 0', async (t) => {
+    const store = await open(t);
+    const key = `failures:${id()}`;
+    await store.hit(key, 60_000);
+    await store.hit(key, 60_000);
+    const before = await store.peek(key);
+    await sleep(20);
+    t.equal(await store.release(key), 1, 'one left');
+    const after = await store.peek(key);
+    t.equal(after.count, 1);
+    t.ok(after.resetInMs > 0 && after.resetInMs <= before.resetInMs, `the window is kept (${after.resetInMs} ms)`);
+    t.equal((await store.hit(key, 60_000)).count, 2, 'hits count on from there');
+    t.equal(await store.release(key), 1);
+    t.equal(await store.release(key), 0, 'none left');
+    t.same(await store.peek(key), { count: 0, resetInMs: 0 }, 'the counter is gone');
+    t.equal(await store.release(key), 0, 'releasing an absent counter is harmless');
+    t.same(await store.peek(key), { count: 0, resetInMs: 0 }, 'and does not create it');
+    t.equal((await store.hit(key, 60_000)).count, 1, 'a new window starts at 1');
+  });
+
+  t.test('hit() and release() are atomic under concurrency', async (t) => {
+    const store = await open(t);
+    const key = `failures:${id()}`;
+    const hits = await Promise.all(Array.from({ length: 30 }, () => store.hit(key, 60_000)));
+    t.same(
+      hits.map((hit) => hit.count).sort((a, b) => a - b),
+      Array.from({ length: 30 }, (_, index) => index + 1),
+      'every hit got its own count',
+    );
+    const left = await Promise.all(Array.from({ length: 20 }, () => store.release(key)));
+    t.same(
+      left.sort((a, b) => a - b),
+      Array.from({ length: 20 }, (_, index) => index + 10),
+      'every release took exactly one',
+    );
+    t.equal((await store.peek(key)).count, 10);
+    await Promise.all(Array.from({ length: 15 }, () => store.release(key)));
+    t.same(await store.peek(key), { count: 0, resetInMs: 0 }, 'never below zero');
+  });
+
   t.test('ping() answers', async (t) => {
     const store = await open(t);
     await t.resolves(store.ping());
@@ -224,6 +264,9 @@ t.test('RedisStore', async (t) => {
     await store.hit(key, 30_000);
     const ttl = await raw.pttl(`count:${key}`);
     t.ok(ttl > 28_000 && ttl <= 30_000, `counter PTTL ${ttl}`);
+    await store.release(key);
+    const released = await raw.pttl(`count:${key}`);
+    t.ok(released > 0 && released <= ttl, `a release keeps the expiry (PTTL ${released})`);
   });
 
   t.test('two instances share revocations and counters', async (t) => {
@@ -248,6 +291,7 @@ t.test('RedisStore', async (t) => {
       ['revokeUserTokensBefore', () => store.revokeUserTokensBefore(id(), Date.now(), 1_000)],
       ['revocationState', () => store.revocationState(id(), id(), id())],
       ['hit', () => store.hit(id(), 1_000)],
+      ['release', () => store.release(id())],
       ['peek', () => store.peek(id())],
       ['reset', () => store.reset(id())],
       ['ping', () => store.ping()],

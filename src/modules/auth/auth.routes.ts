@@ -50,7 +50,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
         rateLimit: perIp('login', limits.loginPerIp, MINUTE, (request) => {
           const { email } = request.body as { email: string };
           auth
-            .recordLoginRateLimited(email, requestContext(request))
+            .recordLoginRateLimited(email, requestContext(request), MINUTE)
             .catch((error: unknown) => request.log.warn({ err: error }, 'could not record rate_limited event'));
         }),
       },
@@ -136,7 +136,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
         summary: 'Change the password; every other session is revoked, this one stays',
         security: bearerOrCookie,
         body: PasswordChangeBodySchema,
-        response: { 204: Type.Null(), ...errorResponses(400, 401, 403, 413, 415, 503) },
+        response: { 204: Type.Null(), ...errorResponses(400, 401, 403, 413, 415, 429, 503) },
       },
     },
     async (request, reply) => {

@@ -10,7 +10,7 @@ import { recordSecurityEvent } from '../security-events/security-events.service.
 import type { IssuedTokens, SessionService } from '../sessions/sessions.service.js';
 import {
   findCredentialsByEmail,
-  findPasswordHash,
+  findPasswordById,
   insertUser,
   lockCredentials,
   lockPasswordHash,
@@ -18,7 +18,7 @@ import {
   updatePasswordHash,
 } from '../users/users.repository.js';
 import type { User } from '../users/users.schemas.js';
-import type { LoginThrottle } from './login-throttle.js';
+import { type FailureSlot, LOGIN_FAILURE_WINDOW_MS, type LoginThrottle } from './login-throttle.js';
 
 export interface AuthServiceDeps {
   db: Database;
@@ -52,8 +52,8 @@ export class AuthService {
 
   /**
    * One answer, INVALID_CREDENTIALS, for an unknown email and a wrong password, in the same time. The password is
-   * checked outside any transaction (argon2 is slow); the session is issued only if the user, re-read under its
-   * lock, still has the hash that was verified, and with the roles of that read.
+   * checked outside any transaction (argon2 is slow), in a failure slot reserved before it; the session is issued
+   * only if the user, re-read under its lock, still has the hash that was verified, and with the roles of that read.
    */
   async login(
     input: { email: string; password: string },
@@ -61,18 +61,23 @@ export class AuthService {
   ): Promise<{ user: User; tokens: IssuedTokens }> {
     const { db, passwords, sessions, throttle, clock, log } = this.deps;
     const email = normalizeEmail(input.email);
-    const account = await findCredentialsByEmail(db, email);
-    // Checked before the password, so while a limit holds even the right password gets 429.
-    const retryAfter = await throttle.retryAfter(email, context.ip);
-    if (retryAfter > 0) {
-      await this.#recordRateLimited(account?.id ?? null, context, 'login_failures');
-      throw rateLimited(retryAfter);
+    // Reserved before the password is checked, so while a limit holds even the right password gets 429.
+    const reservation = await throttle.reserveLogin(email, context.ip);
+    if (reservation.limited) {
+      const target = await findCredentialsByEmail(db, email);
+      await this.#recordRateLimited(target?.id ?? null, context, reservation.limit, LOGIN_FAILURE_WINDOW_MS);
+      throw rateLimited(reservation.retryAfter);
     }
-    const valid = account
-      ? await passwords.verify(account.passwordHash, input.password)
-      : await passwords.verifyDummy(input.password);
+    const { slot } = reservation;
+    const { account, valid } = await giveBackOnError(slot, async () => {
+      const found = await findCredentialsByEmail(db, email);
+      const matches = found
+        ? await passwords.verify(found.passwordHash, input.password)
+        : await passwords.verifyDummy(input.password);
+      return { account: found, valid: matches };
+    });
     if (!account || !valid) {
-      await throttle.recordFailure(email, context.ip);
+      // The slot stays spent: this was a failure.
       await recordSecurityEvent(db, log, {
         type: 'login_failed',
         userId: account?.id ?? null,
@@ -82,7 +87,7 @@ export class AuthService {
       });
       throw new InvalidCredentials();
     }
-    await throttle.recordSuccess(email, context.ip);
+    await slot.succeeded();
     // Upgrade hashes made with weaker parameters while the plain password is at hand.
     const rehash = passwords.needsRehash(account.passwordHash) ? await passwords.hash(input.password) : undefined;
     const issued = await db.transaction(async (tx) => {
@@ -106,21 +111,44 @@ export class AuthService {
     return issued;
   }
 
-  /** The per-IP login limit was hit: the targeted account, if it exists, learns of it. */
-  async recordLoginRateLimited(email: string, context: RequestContext): Promise<void> {
+  /** The per-IP login limit (of `windowMs`) was hit: the targeted account, if it exists, learns of it. */
+  async recordLoginRateLimited(email: string, context: RequestContext, windowMs: number): Promise<void> {
     const account = await findCredentialsByEmail(this.deps.db, normalizeEmail(email));
-    await this.#recordRateLimited(account?.id ?? null, context, 'login_per_ip');
+    await this.#recordRateLimited(account?.id ?? null, context, 'login_per_ip', windowMs);
   }
 
-  /** Checks the current password, sets the new one, and ends every other session; the current one stays. */
+  /**
+   * Checks the current password, sets the new one, and ends every other session; the current one stays. A wrong
+   * current password is a failed login of the account (its budgets, a `login_failed` event) and spends a budget
+   * of the user's own.
+   */
   async changePassword(
     principal: Principal,
     input: { currentPassword: string; newPassword: string },
     context: RequestContext,
   ): Promise<void> {
-    const { db, passwords, sessions, clock, log } = this.deps;
-    const storedHash = await findPasswordHash(db, principal.userId);
-    if (!storedHash || !(await passwords.verify(storedHash, input.currentPassword))) throw new InvalidCredentials();
+    const { db, passwords, sessions, throttle, clock, log } = this.deps;
+    const stored = await findPasswordById(db, principal.userId);
+    if (!stored) throw new InvalidCredentials();
+    const storedHash = stored.passwordHash;
+    const reservation = await throttle.reservePasswordChange(principal.userId, stored.email, context.ip);
+    if (reservation.limited) {
+      await this.#recordRateLimited(principal.userId, context, reservation.limit, LOGIN_FAILURE_WINDOW_MS);
+      throw rateLimited(reservation.retryAfter);
+    }
+    const { slot } = reservation;
+    const valid = await giveBackOnError(slot, () => passwords.verify(storedHash, input.currentPassword));
+    if (!valid) {
+      await recordSecurityEvent(db, log, {
+        type: 'login_failed',
+        userId: principal.userId,
+        context,
+        at: new Date(clock.now()),
+        details: { email: stored.email, reason: 'wrong_current_password', sessionId: principal.sessionId },
+      });
+      throw new InvalidCredentials();
+    }
+    await slot.succeeded();
     passwords.assertAcceptable(input.newPassword);
     const newHash = await passwords.hash(input.newPassword);
     await db.transaction(async (tx) => {
@@ -139,9 +167,16 @@ export class AuthService {
     });
   }
 
-  async #recordRateLimited(userId: string | null, context: RequestContext, limit: string): Promise<void> {
-    const { db, clock, log } = this.deps;
+  /** Recorded in the account's events once per window and limit, however many requests it refuses. */
+  async #recordRateLimited(
+    userId: string | null,
+    context: RequestContext,
+    limit: string,
+    windowMs: number,
+  ): Promise<void> {
+    const { db, throttle, clock, log } = this.deps;
     if (userId) {
+      if (!(await throttle.firstRefusal(userId, limit, windowMs))) return;
       await recordSecurityEvent(db, log, {
         type: 'rate_limited',
         userId,
@@ -152,5 +187,15 @@ export class AuthService {
     } else {
       log.info({ securityEvent: 'rate_limited', ip: context.ip, limit }, 'rate limited (no such account)');
     }
+  }
+}
+
+/** Runs the password check in `slot`; an error reaches no verdict, so the slot is given back. */
+async function giveBackOnError<T>(slot: FailureSlot, check: () => Promise<T>): Promise<T> {
+  try {
+    return await check();
+  } catch (error) {
+    await slot.release().catch(() => undefined);
+    throw error;
   }
 }

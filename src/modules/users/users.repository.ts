@@ -77,9 +77,16 @@ export async function findUserById(db: Executor, id: string): Promise<UserRow | 
   return row;
 }
 
-export async function findPasswordHash(db: Executor, id: string): Promise<string | undefined> {
-  const [row] = await db.select({ passwordHash: users.passwordHash }).from(users).where(eq(users.id, id));
-  return row?.passwordHash;
+/** The email and hash of a user, for checking its current password. */
+export async function findPasswordById(
+  db: Executor,
+  id: string,
+): Promise<{ email: string; passwordHash: string } | undefined> {
+  const [row] = await db
+    .select({ email: users.email, passwordHash: users.passwordHash })
+    .from(users)
+    .where(eq(users.id, id));
+  return row;
 }
 
 /** `touchedAt` null: a silent rehash that leaves `updatedAt` alone. */
