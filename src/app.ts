@@ -23,6 +23,7 @@ import authorizePlugin from './plugins/authorize.js';
 import configPlugin from './plugins/config.js';
 import cookiesPlugin from './plugins/cookies.js';
 import dbPlugin from './plugins/db.js';
+import denyListPlugin from './plugins/deny-list.js';
 import docsPlugin from './plugins/docs.js';
 import errorHandlerPlugin from './plugins/error-handler.js';
 import keysPlugin from './plugins/keys.js';
@@ -93,6 +94,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     await app.register(securityPlugin);
     await app.register(dbPlugin);
     await app.register(storePlugin);
+    await app.register(denyListPlugin);
     await app.register(keysPlugin);
     await app.register(secretsPlugin);
     await app.register(cookiesPlugin);

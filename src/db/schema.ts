@@ -1,6 +1,6 @@
 // Drizzle tables for the whole contract: users, sessions, refresh tokens, security events, revocations.
 import { sql } from 'drizzle-orm';
-import { bigint, check, index, jsonb, pgTable, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { bigint, check, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 
 // Millisecond precision everywhere: the contract's same-second rules depend on it.
 const at = (name: string) => timestamp(name, { withTimezone: true, precision: 3, mode: 'date' });
@@ -13,8 +13,9 @@ export const users = pgTable(
     passwordHash: text('password_hash').notNull(),
     name: text('name'),
     roles: text('roles').array().notNull().default(sql`ARRAY['user']::text[]`),
-    // Access tokens issued before this instant are rejected (role change, logout-all, password change).
-    tokensValidAfter: at('tokens_valid_after'),
+    // Carried in access tokens as `ver`; bumped by a role change, logout-all or deletion, which deny-list every
+    // lower version. A counter, not a time: instances whose clocks disagree still agree on it.
+    tokenVersion: integer('token_version').notNull().default(0),
     createdAt: at('created_at').notNull().defaultNow(),
     updatedAt: at('updated_at').notNull().defaultNow(),
   },
@@ -111,6 +112,8 @@ export const revocations = pgTable(
     kind: text('kind').$type<RevocationKind>().notNull(),
     value: text('value').notNull(),
     notBefore: at('not_before'),
+    // For `sub`: the lowest token version still valid, so a rebuild of the deny-list restores it.
+    minVersion: integer('min_version'),
     expiresAt: at('expires_at').notNull(),
     createdAt: at('created_at').notNull().defaultNow(),
   },

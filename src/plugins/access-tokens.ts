@@ -16,11 +16,13 @@ export interface AccessTokenClaims {
   jti: string;
   sid: string;
   roles: string[];
+  /** The user's token version when it was minted: lower than the deny-listed minimum means revoked. */
+  ver: number;
 }
 
 export interface VerifiedAccessToken {
   claims: AccessTokenClaims;
-  /** Issue time to the millisecond (from the UUIDv7 jti), for same-second not-before comparisons. */
+  /** Issue time to the millisecond (from the UUIDv7 jti). */
   issuedAtMs: number;
 }
 
@@ -31,7 +33,7 @@ export interface IssuedAccessToken {
 }
 
 export interface AccessTokens {
-  issue(subject: { userId: string; sessionId: string; roles: string[] }): IssuedAccessToken;
+  issue(subject: { userId: string; sessionId: string; roles: string[]; tokenVersion: number }): IssuedAccessToken;
   /** Signature, header and claims; throws TOKEN_INVALID or TOKEN_EXPIRED. The deny-list is checked by the caller. */
   verify(token: string, options?: { ignoreExpiration?: boolean }): Promise<VerifiedAccessToken>;
 }
@@ -43,7 +45,7 @@ declare module 'fastify' {
 }
 
 export const ACCESS_TOKEN_TYPE = 'at+jwt';
-const REQUIRED_CLAIMS = ['iss', 'aud', 'sub', 'iat', 'exp', 'jti', 'sid', 'roles'];
+const REQUIRED_CLAIMS = ['iss', 'aud', 'sub', 'iat', 'exp', 'jti', 'sid', 'roles', 'ver'];
 // A compact JWS: three base64url segments. Anything else is rejected before any parsing.
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 
@@ -89,7 +91,7 @@ export default fp(
     const toleranceMs = clockTolerance * 1000;
 
     const accessTokens: AccessTokens = {
-      issue({ userId, sessionId, roles }) {
+      issue({ userId, sessionId, roles, tokenVersion }) {
         const nowMs = clock.now();
         const iat = Math.floor(nowMs / 1000);
         const exp = iat + accessTokenTtl;
@@ -103,6 +105,7 @@ export default fp(
           jti,
           sid: sessionId,
           roles,
+          ver: tokenVersion,
         };
         return { token: signerFor(keys.active)(claims), expiresIn: accessTokenTtl };
       },
@@ -137,6 +140,8 @@ function hasValidShape(claims: AccessTokenClaims): boolean {
     Number.isFinite(claims.iat) &&
     Number.isFinite(claims.exp) &&
     (claims.nbf === undefined || Number.isFinite(claims.nbf)) &&
+    Number.isSafeInteger(claims.ver) &&
+    claims.ver >= 0 &&
     Array.isArray(claims.roles) &&
     claims.roles.every((role) => typeof role === 'string')
   );

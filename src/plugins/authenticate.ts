@@ -80,13 +80,14 @@ export function readCredentials(
 
 export default fp(
   async (app) => {
-    const { accessTokens, store, cookiePolicy } = app;
+    const { accessTokens, denyList, cookiePolicy } = app;
 
-    async function assertNotRevoked({ claims, issuedAtMs }: VerifiedAccessToken): Promise<void> {
-      const state = await store.revocationState(claims.jti, claims.sid, claims.sub);
+    async function assertNotRevoked({ claims }: VerifiedAccessToken): Promise<void> {
+      // One round trip (jti, sid, sub and the epoch); a store that lost the deny-list is rebuilt first, or 503.
+      const state = await denyList.state(claims.jti, claims.sid, claims.sub);
       if (state.tokenRevoked || state.sessionRevoked) throw new TokenRevoked();
-      // Millisecond precision: a token from the same second but after the change stays valid.
-      if (state.userNotBefore !== null && issuedAtMs < state.userNotBefore) throw new TokenRevoked();
+      // A version, not a time: no instance's clock takes part, and a token minted after the change is valid at once.
+      if (state.userMinVersion !== null && claims.ver < state.userMinVersion) throw new TokenRevoked();
     }
 
     app.decorate('credentials', (request: FastifyRequest, refreshToken?: string) =>
@@ -103,7 +104,7 @@ export default fp(
       request.principal = { userId: claims.sub, sessionId: claims.sid, roles: claims.roles };
     });
   },
-  { name: 'authenticate', dependencies: ['config', 'store', 'access-tokens', 'cookies'] },
+  { name: 'authenticate', dependencies: ['config', 'deny-list', 'access-tokens', 'cookies'] },
 );
 
 /** The principal of a route behind `authenticate`; a programming error if called elsewhere. */

@@ -1,4 +1,5 @@
 // Decorates `store`: Redis when REDIS_URL is set, else the embedded store in the data folder.
+import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { EmbeddedStore } from '../store/embedded-store.js';
 import { RedisStore } from '../store/redis-store.js';
@@ -27,8 +28,32 @@ export default fp(
       );
       store = await EmbeddedStore.open(dataDir, () => app.clock.now());
     }
-    app.decorate('store', store);
     app.addHook('onClose', () => store.close());
+    await checkEviction(app, store);
+    app.decorate('store', store);
   },
   { name: 'store', dependencies: ['config'] },
 );
+
+/**
+ * Deny-list entries carry TTLs, and every `maxmemory-policy` but `noeviction` may evict such keys under memory
+ * pressure, silently bringing revoked tokens back. Refused in production; a loud warning otherwise, and whenever
+ * the policy cannot be read (CONFIG disabled on managed Redis, or Redis down at boot).
+ */
+async function checkEviction(app: FastifyInstance, store: Store): Promise<void> {
+  const check = await store.checkEviction();
+  if (check.policy === null) {
+    app.log.warn(
+      { reason: check.reason },
+      '*** could not check Redis maxmemory-policy: make sure it is noeviction, or revoked tokens may come back when keys are evicted ***',
+    );
+    return;
+  }
+  if (check.safe) return;
+  const message = `Redis maxmemory-policy is ${check.policy}: it may evict deny-list keys, bringing revoked tokens back; set it to noeviction`;
+  if (app.config.isProduction) {
+    await store.close();
+    throw new Error(message);
+  }
+  app.log.warn({ maxmemoryPolicy: check.policy }, `*** ${message} ***`);
+}

@@ -6,6 +6,7 @@ import {
   type CounterState,
   counterKey,
   denyKey,
+  type EvictionCheck,
   type RevocationState,
   type Store,
   toRevocationState,
@@ -88,20 +89,33 @@ export class EmbeddedStore implements Store {
     await this.#persist(denyKey.session(sid), { value: '1', expiresAt: this.#now() + ttlMs });
   }
 
-  async revokeUserTokensBefore(sub: string, notBeforeMs: number, ttlMs: number): Promise<void> {
+  async raiseUserMinVersion(sub: string, minVersion: number, ttlMs: number): Promise<void> {
     const key = denyKey.user(sub);
     const current = this.#get(key);
     const expiresAt = Math.max(this.#now() + ttlMs, current?.expiresAt ?? 0);
-    const value = String(Math.max(notBeforeMs, Number(current?.value ?? 0)));
+    const value = String(Math.max(minVersion, Number(current?.value ?? 0)));
     await this.#persist(key, { value, expiresAt });
   }
 
   async revocationState(jti: string, sid: string, sub: string): Promise<RevocationState> {
+    // One process, every entry synced to its file before it is acknowledged: nothing is ever lost, so the epoch is
+    // always present.
     return toRevocationState(
       this.#get(denyKey.token(jti))?.value ?? null,
       this.#get(denyKey.session(sid))?.value ?? null,
       this.#get(denyKey.user(sub))?.value ?? null,
+      'embedded',
     );
+  }
+
+  async markSynced(): Promise<void> {}
+
+  async lockRebuild(): Promise<() => Promise<void>> {
+    return async () => undefined;
+  }
+
+  async checkEviction(): Promise<EvictionCheck> {
+    return { policy: 'noeviction', safe: true };
   }
 
   async hit(key: string, windowMs: number): Promise<CounterState> {

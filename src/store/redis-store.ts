@@ -1,10 +1,12 @@
 // Store on Redis: shared by every instance; each key's TTL ends its entry, so nothing needs pruning.
+import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { DependencyUnavailable } from '../errors.js';
 import {
   type CounterState,
   counterKey,
   denyKey,
+  type EvictionCheck,
   type RevocationState,
   type Store,
   toRevocationState,
@@ -17,7 +19,7 @@ if count == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return {count, redis.call('PTTL', KEYS[1])}`;
 
 // Atomic so that a release never resurrects an expired counter or drops another request's hit; DECR keeps the TTL.
-const RELEASE_SCRIPT = `
+const RELEASE_COUNTER_SCRIPT = `
 local count = tonumber(redis.call('GET', KEYS[1]))
 if count == nil then return 0 end
 if count <= 1 then
@@ -26,7 +28,7 @@ if count <= 1 then
 end
 return redis.call('DECR', KEYS[1])`;
 
-// Keeps the larger not-before, and the longer TTL, when two changes race.
+// Keeps the larger minimum version, and the longer TTL, when two changes (or a change and a rebuild) race.
 const RAISE_SCRIPT = `
 local ttl = math.max(tonumber(ARGV[2]), redis.call('PTTL', KEYS[1]))
 local current = tonumber(redis.call('GET', KEYS[1]))
@@ -37,10 +39,16 @@ else
 end
 return 1`;
 
+// Deletes the lock only if it is still ours (it may have expired and been taken by another instance).
+const RELEASE_LOCK_SCRIPT = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`;
+
 interface ScriptedRedis extends Redis {
   hitCounter(key: string, windowMs: number): Promise<[number, number]>;
   releaseCounter(key: string): Promise<number>;
-  raiseNotBefore(key: string, notBeforeMs: number, ttlMs: number): Promise<number>;
+  raiseMinVersion(key: string, minVersion: number, ttlMs: number): Promise<number>;
+  releaseLock(key: string, token: string): Promise<number>;
 }
 
 export interface RedisStoreOptions {
@@ -71,8 +79,9 @@ export class RedisStore implements Store {
       retryStrategy: (attempt) => Math.min(attempt * 100, 2_000),
     }) as ScriptedRedis;
     redis.defineCommand('hitCounter', { numberOfKeys: 1, lua: HIT_SCRIPT });
-    redis.defineCommand('releaseCounter', { numberOfKeys: 1, lua: RELEASE_SCRIPT });
-    redis.defineCommand('raiseNotBefore', { numberOfKeys: 1, lua: RAISE_SCRIPT });
+    redis.defineCommand('releaseCounter', { numberOfKeys: 1, lua: RELEASE_COUNTER_SCRIPT });
+    redis.defineCommand('raiseMinVersion', { numberOfKeys: 1, lua: RAISE_SCRIPT });
+    redis.defineCommand('releaseLock', { numberOfKeys: 1, lua: RELEASE_LOCK_SCRIPT });
     redis.on('error', options.onError);
     await redis.connect().catch(options.onError);
     return new RedisStore(redis);
@@ -94,15 +103,40 @@ export class RedisStore implements Store {
     await this.#run(() => this.#redis.set(denyKey.session(sid), '1', 'PX', positive(ttlMs)));
   }
 
-  async revokeUserTokensBefore(sub: string, notBeforeMs: number, ttlMs: number): Promise<void> {
-    await this.#run(() => this.#redis.raiseNotBefore(denyKey.user(sub), notBeforeMs, positive(ttlMs)));
+  async raiseUserMinVersion(sub: string, minVersion: number, ttlMs: number): Promise<void> {
+    await this.#run(() => this.#redis.raiseMinVersion(denyKey.user(sub), minVersion, positive(ttlMs)));
   }
 
   async revocationState(jti: string, sid: string, sub: string): Promise<RevocationState> {
-    const [token, session, user] = await this.#run(() =>
-      this.#redis.mget(denyKey.token(jti), denyKey.session(sid), denyKey.user(sub)),
+    const [token, session, user, epoch] = await this.#run(() =>
+      this.#redis.mget(denyKey.token(jti), denyKey.session(sid), denyKey.user(sub), denyKey.epoch),
     );
-    return toRevocationState(token ?? null, session ?? null, user ?? null);
+    return toRevocationState(token ?? null, session ?? null, user ?? null, epoch ?? null);
+  }
+
+  async markSynced(): Promise<void> {
+    await this.#run(() => this.#redis.set(denyKey.epoch, String(Date.now())));
+  }
+
+  async lockRebuild(ttlMs: number): Promise<(() => Promise<void>) | null> {
+    const token = randomUUID();
+    const taken = await this.#run(() => this.#redis.set(denyKey.rebuildLock, token, 'PX', positive(ttlMs), 'NX'));
+    if (taken !== 'OK') return null;
+    return async () => {
+      await this.#run(() => this.#redis.releaseLock(denyKey.rebuildLock, token));
+    };
+  }
+
+  async checkEviction(): Promise<EvictionCheck> {
+    try {
+      // CONFIG is often renamed or disabled on managed Redis: then the policy cannot be known from here.
+      const reply = (await this.#redis.config('GET', 'maxmemory-policy')) as unknown as string[];
+      const policy = reply[1];
+      if (typeof policy !== 'string') return { policy: null, reason: 'CONFIG GET returned no maxmemory-policy' };
+      return { policy, safe: policy === 'noeviction' };
+    } catch (error) {
+      return { policy: null, reason: (error as Error).message };
+    }
   }
 
   async hit(key: string, windowMs: number): Promise<CounterState> {

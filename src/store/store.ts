@@ -5,9 +5,17 @@ export interface RevocationState {
   tokenRevoked: boolean;
   /** The token's session is deny-listed (session revoked, refresh reuse). */
   sessionRevoked: boolean;
-  /** Tokens of this user issued before this instant (epoch ms) are revoked; null when unset. */
-  userNotBefore: number | null;
+  /** Tokens of this user whose version (`ver`) is below this are revoked; null when unset. */
+  userMinVersion: number | null;
+  /**
+   * The deny-list's epoch is present: this store holds every entry written since it was last rebuilt from Postgres.
+   * False when Redis lost its data (a restart without persistence, a flush) or never had the deny-list.
+   */
+  synced: boolean;
 }
+
+/** What `maxmemory-policy` allows: `noeviction` is safe, anything else may evict deny-list keys. */
+export type EvictionCheck = { policy: string; safe: boolean } | { policy: null; reason: string };
 
 export interface CounterState {
   count: number;
@@ -19,10 +27,16 @@ export interface Store {
   readonly kind: 'redis' | 'embedded';
   revokeToken(jti: string, ttlMs: number): Promise<void>;
   revokeSession(sid: string, ttlMs: number): Promise<void>;
-  /** Raises the user's not-before time; never lowers it, so concurrent changes cannot undo each other. */
-  revokeUserTokensBefore(sub: string, notBeforeMs: number, ttlMs: number): Promise<void>;
-  /** Everything the verifier needs, in one round trip. */
+  /** Raises the user's minimum token version; never lowers it, so concurrent changes cannot undo each other. */
+  raiseUserMinVersion(sub: string, minVersion: number, ttlMs: number): Promise<void>;
+  /** Everything the verifier needs, the epoch included, in one round trip. */
   revocationState(jti: string, sid: string, sub: string): Promise<RevocationState>;
+  /** Marks the deny-list complete (after a rebuild); `synced` is true from then on until the data is lost. */
+  markSynced(): Promise<void>;
+  /** Takes the rebuild lock for `ttlMs` if nobody holds it; returns its release, or null when it is taken. */
+  lockRebuild(ttlMs: number): Promise<(() => Promise<void>) | null>;
+  /** Whether the server may evict keys (Redis `maxmemory-policy`). */
+  checkEviction(): Promise<EvictionCheck>;
   /** Adds one to a fixed-window counter, starting the window on the first hit. */
   hit(key: string, windowMs: number): Promise<CounterState>;
   /**
@@ -42,14 +56,23 @@ export const denyKey = {
   token: (jti: string) => `deny:jti:${jti}`,
   session: (sid: string) => `deny:sid:${sid}`,
   user: (sub: string) => `deny:sub:${sub}`,
+  /** No TTL: present exactly while the store holds the whole deny-list. */
+  epoch: 'deny:epoch',
+  rebuildLock: 'deny:rebuild-lock',
 };
 export const counterKey = (key: string) => `count:${key}`;
 
-/** Parses the stored values of the three deny-list keys. */
-export function toRevocationState(token: string | null, session: string | null, user: string | null): RevocationState {
+/** Parses the stored values of the three deny-list keys and the epoch. */
+export function toRevocationState(
+  token: string | null,
+  session: string | null,
+  user: string | null,
+  epoch: string | null,
+): RevocationState {
   return {
     tokenRevoked: token !== null,
     sessionRevoked: session !== null,
-    userNotBefore: user === null ? null : Number(user),
+    userMinVersion: user === null ? null : Number(user),
+    synced: epoch !== null,
   };
 }

@@ -171,6 +171,8 @@ export interface ClaimsBase {
   nowMs: number;
   /** Seconds; 900 by default. */
   ttl?: number;
+  /** The user's token version (`ver`); 0 by default, a new user's. */
+  tokenVersion?: number;
 }
 
 /** A complete, valid claim set like the service issues, with overrides applied (`undefined` drops a claim). */
@@ -186,6 +188,7 @@ export function validClaims(base: ClaimsBase, overrides: Overrides = {}): Claims
       jti: uuidv7(base.nowMs),
       sid: base.sessionId,
       roles: base.roles ?? ['user'],
+      ver: base.tokenVersion ?? 0,
     },
     overrides,
   );

@@ -35,10 +35,10 @@ async function tempDir(t: Test, prefix: string): Promise<string> {
 function storeSuite(t: Test, open: (t: Test) => Promise<Store>): void {
   t.test('a fresh subject is not revoked', async (t) => {
     const store = await open(t);
-    t.same(await store.revocationState(id(), id(), id()), {
+    t.match(await store.revocationState(id(), id(), id()), {
       tokenRevoked: false,
       sessionRevoked: false,
-      userNotBefore: null,
+      userMinVersion: null,
     });
   });
 
@@ -46,10 +46,10 @@ function storeSuite(t: Test, open: (t: Test) => Promise<Store>): void {
     const store = await open(t);
     const [jti, sid, sub] = [id(), id(), id()];
     await store.revokeToken(jti, 60_000);
-    t.same(await store.revocationState(jti, sid, sub), {
+    t.match(await store.revocationState(jti, sid, sub), {
       tokenRevoked: true,
       sessionRevoked: false,
-      userNotBefore: null,
+      userMinVersion: null,
     });
     t.equal((await store.revocationState(id(), sid, sub)).tokenRevoked, false, 'another jti is not revoked');
   });
@@ -58,57 +58,57 @@ function storeSuite(t: Test, open: (t: Test) => Promise<Store>): void {
     const store = await open(t);
     const [jti, sid, sub] = [id(), id(), id()];
     await store.revokeSession(sid, 60_000);
-    t.same(await store.revocationState(jti, sid, sub), {
+    t.match(await store.revocationState(jti, sid, sub), {
       tokenRevoked: false,
       sessionRevoked: true,
-      userNotBefore: null,
+      userMinVersion: null,
     });
     t.equal((await store.revocationState(jti, id(), sub)).sessionRevoked, false, 'another session is not revoked');
   });
 
-  t.test('revokeUserTokensBefore records the not-before time in milliseconds', async (t) => {
+  t.test('raiseUserMinVersion records the minimum token version', async (t) => {
     const store = await open(t);
     const sub = id();
-    const notBefore = 1_700_000_000_123;
-    await store.revokeUserTokensBefore(sub, notBefore, 60_000);
-    t.same(await store.revocationState(id(), id(), sub), {
+    const notBefore = 7;
+    await store.raiseUserMinVersion(sub, notBefore, 60_000);
+    t.match(await store.revocationState(id(), id(), sub), {
       tokenRevoked: false,
       sessionRevoked: false,
-      userNotBefore: notBefore,
+      userMinVersion: notBefore,
     });
-    t.equal((await store.revocationState(id(), id(), id())).userNotBefore, null, 'another user is untouched');
+    t.equal((await store.revocationState(id(), id(), id())).userMinVersion, null, 'another user is untouched');
   });
 
-  t.test('revokeUserTokensBefore raises the not-before but never lowers it', async (t) => {
+  t.test('raiseUserMinVersion raises the minimum version but never lowers it', async (t) => {
     const store = await open(t);
     const sub = id();
-    const state = async () => (await store.revocationState(id(), id(), sub)).userNotBefore;
-    await store.revokeUserTokensBefore(sub, 1_700_000_001_000, 60_000);
-    await store.revokeUserTokensBefore(sub, 1_700_000_002_000, 60_000);
-    t.equal(await state(), 1_700_000_002_000, 'raised');
-    await store.revokeUserTokensBefore(sub, 1_700_000_001_500, 60_000);
-    t.equal(await state(), 1_700_000_002_000, 'a lower value is ignored');
-    await store.revokeUserTokensBefore(sub, 1_700_000_002_001, 60_000);
-    t.equal(await state(), 1_700_000_002_001, 'one millisecond higher still raises it');
+    const state = async () => (await store.revocationState(id(), id(), sub)).userMinVersion;
+    await store.raiseUserMinVersion(sub, 10, 60_000);
+    await store.raiseUserMinVersion(sub, 20, 60_000);
+    t.equal(await state(), 20, 'raised');
+    await store.raiseUserMinVersion(sub, 15, 60_000);
+    t.equal(await state(), 20, 'a lower value is ignored');
+    await store.raiseUserMinVersion(sub, 21, 60_000);
+    t.equal(await state(), 21, 'one higher still raises it');
   });
 
-  t.test('a lower not-before does not shorten the entry', async (t) => {
+  t.test('a lower version does not shorten the entry', async (t) => {
     const store = await open(t);
     const sub = id();
-    await store.revokeUserTokensBefore(sub, 1_700_000_002_000, 60_000);
-    await store.revokeUserTokensBefore(sub, 1_700_000_001_000, 100);
+    await store.raiseUserMinVersion(sub, 20, 60_000);
+    await store.raiseUserMinVersion(sub, 10, 100);
     await sleep(250);
-    t.equal((await store.revocationState(id(), id(), sub)).userNotBefore, 1_700_000_002_000);
+    t.equal((await store.revocationState(id(), id(), sub)).userMinVersion, 20);
   });
 
   const raiseTitle = 'a raise with a shorter TTL keeps the longer life';
   t.test(raiseTitle, async (t) => {
     const store = await open(t);
     const sub = id();
-    await store.revokeUserTokensBefore(sub, 1_700_000_001_000, 60_000);
-    await store.revokeUserTokensBefore(sub, 1_700_000_002_000, 100);
+    await store.raiseUserMinVersion(sub, 10, 60_000);
+    await store.raiseUserMinVersion(sub, 20, 100);
     await sleep(250);
-    t.equal((await store.revocationState(id(), id(), sub)).userNotBefore, 1_700_000_002_000);
+    t.equal((await store.revocationState(id(), id(), sub)).userMinVersion, 20);
   });
 
   t.test('deny-list entries disappear once their TTL has passed', async (t) => {
@@ -116,12 +116,12 @@ function storeSuite(t: Test, open: (t: Test) => Promise<Store>): void {
     const [jti, sid, sub] = [id(), id(), id()];
     await store.revokeToken(jti, 150);
     await store.revokeSession(sid, 150);
-    await store.revokeUserTokensBefore(sub, Date.now(), 150);
+    await store.raiseUserMinVersion(sub, 3, 150);
     const revoked = await store.revocationState(jti, sid, sub);
-    t.match(revoked, { tokenRevoked: true, sessionRevoked: true, userNotBefore: Number });
+    t.match(revoked, { tokenRevoked: true, sessionRevoked: true, userMinVersion: Number });
     const gone = await eventually(async () => {
       const state = await store.revocationState(jti, sid, sub);
-      return !state.tokenRevoked && !state.sessionRevoked && state.userNotBefore === null;
+      return !state.tokenRevoked && !state.sessionRevoked && state.userMinVersion === null;
     });
     t.ok(gone, 'every entry expired within 2 s of a 150 ms TTL');
   });
@@ -243,7 +243,7 @@ t.test('RedisStore', async (t) => {
     const [jti, sid, sub] = [id(), id(), id()];
     await store.revokeToken(jti, 60_000);
     await store.revokeSession(sid, 30_000);
-    await store.revokeUserTokensBefore(sub, Date.now(), 45_000);
+    await store.raiseUserMinVersion(sub, 3, 45_000);
     const within = (ttl: number, expected: number) => ttl > expected - 2_000 && ttl <= expected;
     const tokenTtl = await raw.pttl(denyKey.token(jti));
     const sessionTtl = await raw.pttl(denyKey.session(sid));
@@ -252,9 +252,41 @@ t.test('RedisStore', async (t) => {
     t.ok(within(sessionTtl, 30_000), `sid PTTL ${sessionTtl}`);
     t.ok(within(userTtl, 45_000), `sub PTTL ${userTtl}`);
 
-    await store.revokeUserTokensBefore(sub, 0, 90_000);
+    await store.raiseUserMinVersion(sub, 0, 90_000);
     const extended = await raw.pttl(denyKey.user(sub));
-    t.ok(within(extended, 90_000), `a longer TTL extends the not-before entry (PTTL ${extended})`);
+    t.ok(within(extended, 90_000), `a longer TTL extends the version entry (PTTL ${extended})`);
+  });
+
+  t.test(
+    'the epoch: absent on a fresh deny-list, present once marked synced, read in the same round trip',
+    async (t) => {
+      const store = await open(t);
+      t.equal((await store.revocationState(id(), id(), id())).synced, false, 'a Redis without the epoch is not synced');
+      await store.markSynced();
+      t.equal((await store.revocationState(id(), id(), id())).synced, true, 'synced once marked');
+      t.equal(await raw.pttl(denyKey.epoch), -1, 'the epoch has no TTL');
+      await raw.del(denyKey.epoch);
+      t.equal((await store.revocationState(id(), id(), id())).synced, false, 'a lost epoch is noticed');
+    },
+  );
+
+  t.test('the rebuild lock: one holder at a time, released only by its holder', async (t) => {
+    const [a, b] = [await open(t), await open(t)];
+    const release = await a.lockRebuild(10_000);
+    t.ok(release, 'the first instance takes it');
+    t.equal(await b.lockRebuild(10_000), null, 'the second does not');
+    await release?.();
+    const again = await b.lockRebuild(10_000);
+    t.ok(again, 'free again once released');
+    await release?.();
+    t.equal(await a.lockRebuild(10_000), null, 'a stale release does not free the new holder’s lock');
+    await again?.();
+  });
+
+  t.test('checkEviction reads maxmemory-policy', async (t) => {
+    const store = await open(t);
+    const check = await store.checkEviction();
+    t.ok(check.policy === null || typeof check.policy === 'string', `policy ${JSON.stringify(check)}`);
   });
 
   t.test('counter keys expire with their window', async (t) => {
@@ -288,7 +320,7 @@ t.test('RedisStore', async (t) => {
     const operations: [string, () => Promise<unknown>][] = [
       ['revokeToken', () => store.revokeToken(id(), 1_000)],
       ['revokeSession', () => store.revokeSession(id(), 1_000)],
-      ['revokeUserTokensBefore', () => store.revokeUserTokensBefore(id(), Date.now(), 1_000)],
+      ['raiseUserMinVersion', () => store.raiseUserMinVersion(id(), 3, 1_000)],
       ['revocationState', () => store.revocationState(id(), id(), id())],
       ['hit', () => store.hit(id(), 1_000)],
       ['release', () => store.release(id())],
@@ -319,22 +351,28 @@ t.test('EmbeddedStore', async (t) => {
 
   t.test('shared behaviour', async (t) => storeSuite(t, open));
 
+  t.test('the embedded deny-list is always synced (it never loses entries)', async (t) => {
+    const store = await open(t);
+    t.equal((await store.revocationState(id(), id(), id())).synced, true);
+    t.same(await store.checkEviction(), { policy: 'noeviction', safe: true });
+  });
+
   t.test('deny-list entries survive close() and open() on the same folder', async (t) => {
     const dir = await tempDir(t, 'auth-store-');
     const [jti, sid, sub] = [id(), id(), id()];
     const first = await EmbeddedStore.open(dir);
     await first.revokeToken(jti, 60_000);
     await first.revokeSession(sid, 60_000);
-    await first.revokeUserTokensBefore(sub, 1_700_000_000_500, 60_000);
-    await first.revokeUserTokensBefore(sub, 1_700_000_000_100, 60_000);
+    await first.raiseUserMinVersion(sub, 5, 60_000);
+    await first.raiseUserMinVersion(sub, 1, 60_000);
     await first.close();
 
     const second = await EmbeddedStore.open(dir);
     t.teardown(() => second.close());
-    t.same(await second.revocationState(jti, sid, sub), {
+    t.match(await second.revocationState(jti, sid, sub), {
       tokenRevoked: true,
       sessionRevoked: true,
-      userNotBefore: 1_700_000_000_500,
+      userMinVersion: 5,
     });
     const mode = (await stat(path.join(dir, 'deny-list.jsonl'))).mode & 0o777;
     t.equal(mode, 0o600, 'the deny-list file is private');

@@ -6,6 +6,7 @@ import { InvalidCredentials, rateLimited } from '../../errors.js';
 import type { RequestContext } from '../../lib/request-context.js';
 import type { Principal } from '../../plugins/authenticate.js';
 import type { Passwords } from '../../plugins/passwords.js';
+import type { RevocationService } from '../revocations/revocations.service.js';
 import { recordSecurityEvent } from '../security-events/security-events.service.js';
 import type { IssuedTokens, SessionService } from '../sessions/sessions.service.js';
 import {
@@ -24,6 +25,7 @@ export interface AuthServiceDeps {
   db: Database;
   passwords: Passwords;
   sessions: SessionService;
+  revocations: RevocationService;
   throttle: LoginThrottle;
   clock: Clock;
   log: FastifyBaseLogger;
@@ -127,7 +129,7 @@ export class AuthService {
     input: { currentPassword: string; newPassword: string },
     context: RequestContext,
   ): Promise<void> {
-    const { db, passwords, sessions, throttle, clock, log } = this.deps;
+    const { db, passwords, sessions, revocations, throttle, clock, log } = this.deps;
     const stored = await findPasswordById(db, principal.userId);
     if (!stored) throw new InvalidCredentials();
     const storedHash = stored.passwordHash;
@@ -151,12 +153,12 @@ export class AuthService {
     await slot.succeeded();
     passwords.assertAcceptable(input.newPassword);
     const newHash = await passwords.hash(input.newPassword);
-    await db.transaction(async (tx) => {
+    await revocations.transaction(async (tx, revoke) => {
       // A concurrent change that committed since the check above wins; this one must prove the password again.
       if ((await lockPasswordHash(tx, principal.userId)) !== storedHash) throw new InvalidCredentials();
       const at = new Date(clock.now());
       await updatePasswordHash(tx, principal.userId, newHash, at);
-      const ended = await sessions.endOthers(tx, principal.userId, principal.sessionId, at);
+      const ended = await sessions.endOthers(tx, revoke, principal.userId, principal.sessionId, at);
       await recordSecurityEvent(tx, log, {
         type: 'password_changed',
         userId: principal.userId,

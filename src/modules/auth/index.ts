@@ -12,13 +12,14 @@ declare module 'fastify' {
 
 export default fp(
   async (app) => {
-    const { db, passwords, sessions, store, config, clock, log } = app;
+    const { db, passwords, sessions, revocations, store, config, clock, log } = app;
     app.decorate(
       'auth',
       new AuthService({
         db,
         passwords,
         sessions,
+        revocations,
         throttle: new LoginThrottle(store, config.rateLimit),
         clock,
         log,
@@ -26,5 +27,8 @@ export default fp(
     );
     await app.register(authRoutes);
   },
-  { name: 'auth', dependencies: ['config', 'db', 'store', 'passwords', 'authenticate', 'cookies', 'sessions'] },
+  {
+    name: 'auth',
+    dependencies: ['config', 'db', 'store', 'passwords', 'authenticate', 'cookies', 'sessions', 'revocations'],
+  },
 );

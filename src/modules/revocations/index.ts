@@ -1,4 +1,5 @@
-// The revocations module: decorates `revocations`, the one writer of the deny-list, and serves the feed.
+// The revocations module: decorates `revocations`, the one writer of the deny-list (and the source of its rebuilds),
+// and serves the feed.
 import fp from 'fastify-plugin';
 import revocationRoutes from './revocations.routes.js';
 import { RevocationService } from './revocations.service.js';
@@ -11,8 +12,10 @@ declare module 'fastify' {
 
 export default fp(
   async (app) => {
-    app.decorate('revocations', new RevocationService(app.store, app.config, app.clock));
+    const service = new RevocationService(app.db, app.denyList, app.config, app.clock);
+    app.denyList.setSource(() => service.liveEntries());
+    app.decorate('revocations', service);
     await app.register(revocationRoutes);
   },
-  { name: 'revocations', dependencies: ['config', 'db', 'store', 'authenticate'] },
+  { name: 'revocations', dependencies: ['config', 'db', 'deny-list', 'authenticate'] },
 );

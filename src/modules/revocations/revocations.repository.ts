@@ -9,6 +9,7 @@ export interface NewRevocation {
   kind: RevocationKind;
   value: string;
   notBefore: Date | null;
+  minVersion: number | null;
   expiresAt: Date;
   createdAt: Date;
 }
@@ -34,6 +35,11 @@ export async function listRevocationsSince(
     )
     .orderBy(asc(revocations.id))
     .limit(query.limit);
+}
+
+/** Every entry still live, for a rebuild of the deny-list. */
+export async function listLiveRevocations(db: Executor, now: Date): Promise<RevocationRow[]> {
+  return db.select().from(revocations).where(gt(revocations.expiresAt, now)).orderBy(asc(revocations.id));
 }
 
 /** Deletes entries that no longer matter; returns how many. */

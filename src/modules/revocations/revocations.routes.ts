@@ -24,7 +24,13 @@ const FeedSchema = Type.Object({
       type: Type.Union([Type.Literal('jti'), Type.Literal('sid'), Type.Literal('sub')]),
       value: Type.String(),
       notBefore: Type.Optional(
-        Type.String({ format: 'date-time', description: 'For `sub`: tokens issued before this instant are revoked' }),
+        Type.String({ format: 'date-time', description: 'For `sub`: the time of the change that revoked the tokens' }),
+      ),
+      minVersion: Type.Optional(
+        Type.Integer({
+          minimum: 0,
+          description: 'For `sub`: access tokens whose `ver` claim is below this are revoked',
+        }),
       ),
       expiresAt: Type.String({ format: 'date-time', description: 'After this, the entry no longer matters' }),
     }),
@@ -69,6 +75,7 @@ const revocationRoutes: FastifyPluginAsyncTypebox = async (app) => {
           type: row.kind,
           value: row.value,
           ...(row.notBefore ? { notBefore: row.notBefore.toISOString() } : {}),
+          ...(row.minVersion !== null ? { minVersion: row.minVersion } : {}),
           expiresAt: row.expiresAt.toISOString(),
         })),
         cursor: String(rows.at(-1)?.id ?? since),

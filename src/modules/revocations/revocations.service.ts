@@ -1,15 +1,27 @@
-// The one place that writes the deny-list: Redis (or the embedded store) for the verifier, plus a durable row for
-// the revocation feed. Called inside the caller's transaction, last, so a store failure rolls the change back.
+// The one writer of the deny-list. `transaction(fn)` runs a Postgres transaction in which `fn` records revocations
+// (durable rows, the source of the revocation feed and of any rebuild), and publishes them to the store only after
+// the commit: the deny-list never holds what Postgres does not, so an interrupted change is all or nothing.
 import type { Clock } from '../../clock.js';
 import type { Config } from '../../config.js';
-import type { Executor } from '../../db/client.js';
+import type { Database, Executor } from '../../db/client.js';
 import type { RevocationKind } from '../../db/schema.js';
-import type { Store } from '../../store/store.js';
-import { insertRevocation } from './revocations.repository.js';
+import type { DenyEntry, DenyList } from '../../store/deny-list.js';
+import { insertRevocation, listLiveRevocations } from './revocations.repository.js';
+
+/** Records revocations inside the transaction; they reach the deny-list once it has committed. */
+export interface Revoke {
+  /** One access token, until it would have expired anyway (plus the tolerance the verifier grants). */
+  token(jti: string, expiresAtMs: number): Promise<void>;
+  /** Every access token of a session. */
+  session(sessionId: string): Promise<void>;
+  /** Every access token of a user whose version is below `minVersion` (just bumped under the user's lock). */
+  user(userId: string, minVersion: number): Promise<void>;
+}
 
 export class RevocationService {
   constructor(
-    private readonly store: Store,
+    private readonly db: Database,
+    private readonly denyList: DenyList,
     private readonly config: Pick<Config, 'accessTokenTtl' | 'clockTolerance'>,
     private readonly clock: Clock,
   ) {}
@@ -19,36 +31,53 @@ export class RevocationService {
     return (this.config.accessTokenTtl + this.config.clockTolerance) * 1000;
   }
 
-  /** One access token, until it would have expired anyway (plus the tolerance the verifier grants). */
-  async revokeToken(db: Executor, jti: string, expiresAtMs: number): Promise<void> {
-    const ttlMs = expiresAtMs + this.config.clockTolerance * 1000 - this.clock.now();
-    if (ttlMs <= 0) return;
-    await this.#record(db, 'jti', jti, null, ttlMs);
-    await this.store.revokeToken(jti, ttlMs);
+  /**
+   * Runs `fn` in a transaction, then publishes what it revoked. If publishing fails the change stays committed,
+   * the deny-list is rebuilt from Postgres before it is trusted again, and this rejects with a 503.
+   */
+  async transaction<T>(fn: (tx: Executor, revoke: Revoke) => Promise<T>): Promise<T> {
+    const entries: DenyEntry[] = [];
+    const result = await this.db.transaction(async (tx) => {
+      entries.length = 0;
+      return fn(tx, this.#recorder(tx, entries));
+    });
+    if (entries.length > 0) await this.denyList.publish(entries);
+    return result;
   }
 
-  /** Every access token of a session. */
-  async revokeSession(db: Executor, sessionId: string): Promise<void> {
-    const ttlMs = this.#maxAccessTokenLifeMs;
-    await this.#record(db, 'sid', sessionId, null, ttlMs);
-    await this.store.revokeSession(sessionId, ttlMs);
+  /** Every live entry, for a rebuild of the deny-list. */
+  async liveEntries(): Promise<DenyEntry[]> {
+    const rows = await listLiveRevocations(this.db, new Date(this.clock.now()));
+    return rows.map((row) => ({
+      kind: row.kind,
+      value: row.value,
+      minVersion: row.minVersion,
+      expiresAtMs: row.expiresAt.getTime(),
+    }));
   }
 
-  /** Every access token of a user issued before `notBeforeMs`. */
-  async revokeUserTokensBefore(db: Executor, userId: string, notBeforeMs: number): Promise<void> {
-    const ttlMs = this.#maxAccessTokenLifeMs;
-    await this.#record(db, 'sub', userId, new Date(notBeforeMs), ttlMs);
-    await this.store.revokeUserTokensBefore(userId, notBeforeMs, ttlMs);
-  }
-
-  async #record(
-    db: Executor,
-    kind: RevocationKind,
-    value: string,
-    notBefore: Date | null,
-    ttlMs: number,
-  ): Promise<void> {
-    const now = this.clock.now();
-    await insertRevocation(db, { kind, value, notBefore, expiresAt: new Date(now + ttlMs), createdAt: new Date(now) });
+  #recorder(tx: Executor, entries: DenyEntry[]): Revoke {
+    const record = async (kind: RevocationKind, value: string, ttlMs: number, minVersion: number | null) => {
+      const now = this.clock.now();
+      const expiresAtMs = now + ttlMs;
+      await insertRevocation(tx, {
+        kind,
+        value,
+        // For `sub`: the change's time, informational (the feed shows it); the version decides.
+        notBefore: kind === 'sub' ? new Date(now) : null,
+        minVersion,
+        expiresAt: new Date(expiresAtMs),
+        createdAt: new Date(now),
+      });
+      entries.push({ kind, value, minVersion, expiresAtMs });
+    };
+    return {
+      token: async (jti, expiresAtMs) => {
+        const ttlMs = expiresAtMs + this.config.clockTolerance * 1000 - this.clock.now();
+        if (ttlMs > 0) await record('jti', jti, ttlMs, null);
+      },
+      session: (sessionId) => record('sid', sessionId, this.#maxAccessTokenLifeMs, null),
+      user: (userId, minVersion) => record('sub', userId, this.#maxAccessTokenLifeMs, minVersion),
+    };
   }
 }

@@ -10,9 +10,9 @@ import { randomToken, sha256 } from '../../lib/ids.js';
 import type { RequestContext } from '../../lib/request-context.js';
 import type { AccessTokens, VerifiedAccessToken } from '../../plugins/access-tokens.js';
 import type { Principal } from '../../plugins/authenticate.js';
-import type { RevocationService } from '../revocations/revocations.service.js';
+import type { RevocationService, Revoke } from '../revocations/revocations.service.js';
 import { recordSecurityEvent } from '../security-events/security-events.service.js';
-import { findUserForTokens, lockUser, toUser } from '../users/users.repository.js';
+import { bumpTokenVersion, findUserForTokens, lockUser, toUser } from '../users/users.repository.js';
 import type { User } from '../users/users.schemas.js';
 import {
   findRefreshToken,
@@ -44,6 +44,8 @@ export interface IssuedTokens {
 export interface TokenSubject {
   id: string;
   roles: string[];
+  /** Carried as `ver`: a role change, logout-all or deletion bumps it and deny-lists every lower one. */
+  tokenVersion: number;
 }
 
 export type SessionEndReason = 'logged_out' | 'session_revoked' | 'refresh_token_reused';
@@ -90,9 +92,9 @@ export class SessionService {
     context: RequestContext,
     assertCsrf: (sessionId: string) => void,
   ): Promise<{ user: User; tokens: IssuedTokens }> {
-    const { db, clock, config } = this.deps;
+    const { revocations, clock, config } = this.deps;
     const tokenHash = sha256(presented);
-    const outcome = await db.transaction(async (tx): Promise<RefreshOutcome> => {
+    const outcome = await revocations.transaction(async (tx, revoke): Promise<RefreshOutcome> => {
       const owner = await findTokenOwner(tx, tokenHash);
       if (!owner) return { kind: 'invalid' };
       assertCsrf(owner.sessionId);
@@ -108,7 +110,7 @@ export class SessionService {
       if (token.usedAt) {
         if (now - token.usedAt.getTime() >= config.refreshReuseInterval * 1000) {
           // A rotated token presented again: assume it was stolen and end the whole session.
-          await this.end(tx, session, { type: 'refresh_token_reused', context, at });
+          await this.end(tx, revoke, session, { type: 'refresh_token_reused', context, at });
           return { kind: 'reused' };
         }
         // Inside the grace interval: the same client racing itself. The one child the first use made, again.
@@ -137,10 +139,11 @@ export class SessionService {
 
   /**
    * Ends one locked session: the row and its refresh tokens revoked, the event recorded, and the session's access
-   * tokens deny-listed, all in the caller's transaction.
+   * tokens deny-listed (recorded in the caller's transaction, published after its commit).
    */
   async end(
     tx: Executor,
+    revoke: Revoke,
     session: { id: string; userId: string },
     event: { type: SessionEndReason; context: RequestContext; at: Date },
   ): Promise<void> {
@@ -152,13 +155,19 @@ export class SessionService {
       at: event.at,
       details: { sessionId: session.id },
     });
-    await this.deps.revocations.revokeSession(tx, session.id);
+    await revoke.session(session.id);
   }
 
   /** Ends every live session of a user the caller holds locked, but one; returns how many ended. */
-  async endOthers(tx: Executor, userId: string, keepSessionId: string | undefined, at: Date): Promise<number> {
+  async endOthers(
+    tx: Executor,
+    revoke: Revoke,
+    userId: string,
+    keepSessionId: string | undefined,
+    at: Date,
+  ): Promise<number> {
     const revoked = await revokeUserSessions(tx, userId, at, keepSessionId);
-    for (const sessionId of revoked) await this.deps.revocations.revokeSession(tx, sessionId);
+    for (const sessionId of revoked) await revoke.session(sessionId);
     return revoked.length;
   }
 
@@ -173,8 +182,10 @@ export class SessionService {
     },
     context: RequestContext,
   ): Promise<void> {
-    const { db, clock, revocations } = this.deps;
-    await db.transaction(async (tx) => {
+    const { clock, revocations } = this.deps;
+    // The session ends in Postgres first; the deny-list learns of it only after the commit, so a crash anywhere
+    // leaves either nothing revoked or everything (the boot rebuild publishes what the crash did not).
+    await revocations.transaction(async (tx, revoke) => {
       const sessionIds = new Set<string>();
       const { accessToken, refreshToken } = credentials;
       if (refreshToken) {
@@ -188,28 +199,28 @@ export class SessionService {
         const { claims } = accessToken.verified;
         accessToken.assertCsrf(claims.sid);
         sessionIds.add(claims.sid);
-        await revocations.revokeToken(tx, claims.jti, claims.exp * 1000);
+        await revoke.token(claims.jti, claims.exp * 1000);
       }
       const at = new Date(clock.now());
       // Sorted, so two logouts touching the same sessions lock them in the same order.
       for (const sessionId of [...sessionIds].sort()) {
         const session = await lockSession(tx, sessionId);
         if (!session || session.revokedAt) continue;
-        await this.end(tx, session, { type: 'logged_out', context, at });
+        await this.end(tx, revoke, session, { type: 'logged_out', context, at });
       }
     });
   }
 
   /** Every session of the caller, and every access token issued until now, at once. */
   async logoutAll(principal: Principal, context: RequestContext): Promise<void> {
-    const { db, clock, revocations, log } = this.deps;
-    await db.transaction(async (tx) => {
-      // The user row first: a refresh holding it share-locked commits before the not-before time is read, so the
-      // token it minted is older than that time.
+    const { clock, revocations, log } = this.deps;
+    await revocations.transaction(async (tx, revoke) => {
+      // The user row first: a refresh holding it share-locked commits before the version is bumped, so the token it
+      // minted carries the old version.
       await lockUser(tx, principal.userId);
-      const now = clock.now();
-      const at = new Date(now);
-      const ended = await this.endOthers(tx, principal.userId, undefined, at);
+      const minVersion = await bumpTokenVersion(tx, principal.userId);
+      const at = new Date(clock.now());
+      const ended = await this.endOthers(tx, revoke, principal.userId, undefined, at);
       await recordSecurityEvent(tx, log, {
         type: 'logged_out_all',
         userId: principal.userId,
@@ -217,7 +228,7 @@ export class SessionService {
         at,
         details: { sessions: ended },
       });
-      await revocations.revokeUserTokensBefore(tx, principal.userId, now);
+      await revoke.user(principal.userId, minVersion);
     });
   }
 
@@ -247,12 +258,12 @@ export class SessionService {
 
   /** Revokes one of the caller's live sessions; anyone else's (or an ended one) is not found. */
   async revoke(principal: Principal, sessionId: string, context: RequestContext): Promise<void> {
-    const { db, clock } = this.deps;
-    await db.transaction(async (tx) => {
+    const { clock, revocations } = this.deps;
+    await revocations.transaction(async (tx, revoke) => {
       const at = new Date(clock.now());
       const session = await lockLiveSessionOfUser(tx, sessionId, principal.userId, at);
       if (!session) throw new NotFound('Session not found');
-      await this.end(tx, session, { type: 'session_revoked', context, at });
+      await this.end(tx, revoke, session, { type: 'session_revoked', context, at });
     });
   }
 
@@ -287,7 +298,12 @@ export class SessionService {
     refreshExpiresAt: number,
     now: number,
   ): IssuedTokens {
-    const access = this.deps.accessTokens.issue({ userId: user.id, sessionId, roles: user.roles });
+    const access = this.deps.accessTokens.issue({
+      userId: user.id,
+      sessionId,
+      roles: user.roles,
+      tokenVersion: user.tokenVersion,
+    });
     return {
       accessToken: access.token,
       expiresIn: access.expiresIn,

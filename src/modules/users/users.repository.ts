@@ -26,6 +26,11 @@ export type UserRow = {
   updatedAt: Date;
 };
 
+/** A user as the transaction that mints (or revokes) its tokens reads it: with the token version, under a lock. */
+export type TokenUserRow = UserRow & { tokenVersion: number };
+
+const tokenColumns = { ...publicColumns, tokenVersion: users.tokenVersion };
+
 export function toUser(row: UserRow): User {
   return {
     id: row.id,
@@ -106,8 +111,8 @@ export async function updatePasswordHash(
  * The user for minting tokens, share-locked: a concurrent role change waits for this transaction, or this one
  * waits for it and reads the new roles.
  */
-export async function findUserForTokens(db: Executor, id: string): Promise<UserRow | undefined> {
-  const [row] = await db.select(publicColumns).from(users).where(eq(users.id, id)).for('share');
+export async function findUserForTokens(db: Executor, id: string): Promise<TokenUserRow | undefined> {
+  const [row] = await db.select(tokenColumns).from(users).where(eq(users.id, id)).for('share');
   return row;
 }
 
@@ -116,9 +121,9 @@ export async function lockCredentials(
   db: Executor,
   id: string,
   mode: 'share' | 'update',
-): Promise<(UserRow & { passwordHash: string }) | undefined> {
+): Promise<(TokenUserRow & { passwordHash: string }) | undefined> {
   const [row] = await db
-    .select({ ...publicColumns, passwordHash: users.passwordHash })
+    .select({ ...tokenColumns, passwordHash: users.passwordHash })
     .from(users)
     .where(eq(users.id, id))
     .for(mode);
@@ -131,10 +136,6 @@ export async function lockPasswordHash(db: Executor, id: string): Promise<string
   return row?.passwordHash;
 }
 
-export async function setTokensValidAfter(db: Executor, id: string, at: Date): Promise<void> {
-  await db.update(users).set({ tokensValidAfter: at }).where(eq(users.id, id));
-}
-
 /** Users oldest first, keyset-paginated on (created_at, id). */
 export async function listUsers(db: Executor, limit: number, after: CursorPosition | undefined): Promise<UserRow[]> {
   return db
@@ -145,9 +146,20 @@ export async function listUsers(db: Executor, limit: number, after: CursorPositi
     .limit(limit);
 }
 
-export async function lockUser(db: Executor, id: string): Promise<UserRow | undefined> {
-  const [row] = await db.select(publicColumns).from(users).where(eq(users.id, id)).for('update');
+export async function lockUser(db: Executor, id: string): Promise<TokenUserRow | undefined> {
+  const [row] = await db.select(tokenColumns).from(users).where(eq(users.id, id)).for('update');
   return row;
+}
+
+/** Bumps the user's token version (the row is locked by the caller); returns the new one, the lowest still valid. */
+export async function bumpTokenVersion(db: Executor, id: string): Promise<number> {
+  const [row] = await db
+    .update(users)
+    .set({ tokenVersion: sql`${users.tokenVersion} + 1` })
+    .where(eq(users.id, id))
+    .returning({ tokenVersion: users.tokenVersion });
+  if (!row) throw new Error(`no user ${id} to bump`);
+  return row.tokenVersion;
 }
 
 // Any constant: it only has to be the same for every change that can remove an admin.
@@ -169,13 +181,14 @@ export async function countAdmins(db: Executor): Promise<number> {
   return row?.count ?? 0;
 }
 
-export async function updateRoles(db: Executor, id: string, roles: string[], at: Date): Promise<UserRow> {
+/** Replaces the roles and bumps the token version: tokens carrying the old roles carry the old version. */
+export async function updateRoles(db: Executor, id: string, roles: string[], at: Date): Promise<TokenUserRow> {
   const [row] = await db
     .update(users)
-    .set({ roles, updatedAt: at, tokensValidAfter: at })
+    .set({ roles, updatedAt: at, tokenVersion: sql`${users.tokenVersion} + 1` })
     .where(eq(users.id, id))
-    .returning(publicColumns);
-  return row as UserRow;
+    .returning(tokenColumns);
+  return row as TokenUserRow;
 }
 
 /** Deletes the user; sessions and refresh tokens go by cascade, security events stay. */

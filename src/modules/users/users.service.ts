@@ -19,8 +19,8 @@ import {
   listUsers,
   lockAdminSet,
   lockUser,
+  type TokenUserRow,
   toUser,
-  type UserRow,
   updateRoles,
 } from './users.repository.js';
 import type { User, UserList } from './users.schemas.js';
@@ -65,14 +65,14 @@ export class UserService {
    * never outlive it; the next refresh mints the new roles.
    */
   async setRoles(actorId: string, userId: string, roles: RoleName[], context: RequestContext): Promise<User> {
-    const { db, clock, revocations, log } = this.deps;
-    return db.transaction(async (tx) => {
+    const { clock, revocations, log } = this.deps;
+    return revocations.transaction(async (tx, revoke) => {
       const target = await this.#lockForChange(tx, userId, !isAdmin(roles));
       const from = [...target.roles].sort();
       const to = [...roles].sort();
       if (from.join() === to.join()) return toUser(target);
-      const now = clock.now();
-      const at = new Date(now);
+      const at = new Date(clock.now());
+      // Bumps the token version: every token minted with the old roles carries a lower one.
       const updated = await updateRoles(tx, userId, roles, at);
       await recordSecurityEvent(tx, log, {
         type: 'roles_changed',
@@ -81,26 +81,26 @@ export class UserService {
         at,
         details: { from, to, by: actorId },
       });
-      await revocations.revokeUserTokensBefore(tx, userId, now);
+      await revoke.user(userId, updated.tokenVersion);
       return toUser(updated);
     });
   }
 
   /** Deletes the user and its sessions; its tokens are rejected at once; its security events are kept. */
   async delete(actorId: string, userId: string, context: RequestContext): Promise<void> {
-    const { db, clock, revocations, log } = this.deps;
-    await db.transaction(async (tx) => {
-      await this.#lockForChange(tx, userId, true);
-      const now = clock.now();
-      const at = new Date(now);
+    const { clock, revocations, log } = this.deps;
+    await revocations.transaction(async (tx, revoke) => {
+      const target = await this.#lockForChange(tx, userId, true);
+      const at = new Date(clock.now());
       await deleteUser(tx, userId);
       await recordSecurityEvent(tx, log, { type: 'user_deleted', userId, context, at, details: { by: actorId } });
-      await revocations.revokeUserTokensBefore(tx, userId, now);
+      // The row is gone; the deny-list entry (and its durable row) carry the version every token is below.
+      await revoke.user(userId, target.tokenVersion + 1);
     });
   }
 
   /** Locks the target; when the change would take admin away from it, first checks another admin remains. */
-  async #lockForChange(tx: Executor, userId: string, removesAdmin: boolean): Promise<UserRow> {
+  async #lockForChange(tx: Executor, userId: string, removesAdmin: boolean): Promise<TokenUserRow> {
     if (removesAdmin) await lockAdminSet(tx);
     const target = await lockUser(tx, userId);
     if (!target) throw new NotFound('User not found');

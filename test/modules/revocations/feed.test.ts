@@ -20,6 +20,7 @@ interface Entry {
   type: 'jti' | 'sid' | 'sub';
   value: string;
   notBefore?: string;
+  minVersion?: number;
   expiresAt: string;
 }
 
@@ -114,7 +115,7 @@ let afterSubs = '';
 let laterEntries: Entry[] = [];
 
 t.test(
-  'logout-all, a role change and a deletion: sub entries with notBefore; the cursor returns only newer',
+  'logout-all, a role change and a deletion: sub entries with notBefore and minVersion; the cursor returns only newer',
   async (t) => {
     const everywhere = await registerAndLogin(app);
     const promoted = await registerAndLogin(app);
@@ -130,6 +131,7 @@ t.test(
       type: 'sub',
       value: everywhere.account.id,
       notBefore: new Date(logoutAllAt).toISOString(),
+      minVersion: 1,
       expiresAt: new Date(logoutAllAt + ACCESS_TTL_MS + TOLERANCE_MS).toISOString(),
     };
     // Each ended session is deny-listed by sid as well.
@@ -141,7 +143,7 @@ t.test(
     t.same(
       byValue(first.items),
       byValue([logoutAllEntry, logoutAllSid]),
-      'logout-all: a sub entry with notBefore (and its session by sid), only they since the cursor',
+      'logout-all: a sub entry with notBefore and the minimum version (and its session by sid), only they since the cursor',
     );
 
     clock.advance(100);
@@ -158,12 +160,14 @@ t.test(
         type: 'sub',
         value: promoted.account.id,
         notBefore: new Date(promotedAt).toISOString(),
+        minVersion: 1,
         expiresAt: new Date(promotedAt + ACCESS_TTL_MS + TOLERANCE_MS).toISOString(),
       },
       {
         type: 'sub',
         value: deleted.account.id,
         notBefore: new Date(deletedAt).toISOString(),
+        minVersion: 1,
         expiresAt: new Date(deletedAt + ACCESS_TTL_MS + TOLERANCE_MS).toISOString(),
       },
     ];

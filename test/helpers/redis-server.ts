@@ -1,0 +1,69 @@
+// A private, non-persistent redis-server process for a test: its own free port, stopped by its pid.
+import { type ChildProcess, spawn } from 'node:child_process';
+import net from 'node:net';
+import type { Teardown } from './app.js';
+
+export interface RedisProcess {
+  port: number;
+  url: string;
+  /** Kills the process (SIGKILL) and waits for it to exit: every key is gone. */
+  kill(): Promise<void>;
+  /** Starts it again, empty, on the same port. */
+  start(): Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+function answers(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: '127.0.0.1', port });
+    socket.setTimeout(500, () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once('connect', () => {
+      socket.write('PING\r\n');
+    });
+    socket.once('data', (data) => {
+      socket.destroy();
+      resolve(data.toString().startsWith('+PONG'));
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+/** Starts `redis-server` with no persistence (`--save "" --appendonly no`) plus `args`. */
+export async function startRedisServer(t: Teardown, args: string[] = []): Promise<RedisProcess> {
+  const port = await freePort();
+  let child: ChildProcess | undefined;
+  const start = async () => {
+    const proc = spawn(
+      'redis-server',
+      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...args],
+      { stdio: 'ignore' },
+    );
+    child = proc;
+    const deadline = Date.now() + 10_000;
+    while (!(await answers(port))) {
+      if (proc.exitCode !== null) throw new Error(`redis-server exited with ${proc.exitCode}`);
+      if (Date.now() > deadline) throw new Error('redis-server did not answer within 10 s');
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+  };
+  const kill = async () => {
+    const proc = child;
+    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+    const exited = new Promise((resolve) => proc.once('exit', resolve));
+    if (proc.pid !== undefined) process.kill(proc.pid, 'SIGKILL');
+    await exited;
+  };
+  await start();
+  t.teardown(kill);
+  return { port, url: `redis://127.0.0.1:${port}`, kill, start };
+}
