@@ -23,7 +23,7 @@ import authorizePlugin from './plugins/authorize.js';
 import configPlugin from './plugins/config.js';
 import dbPlugin from './plugins/db.js';
 import docsPlugin from './plugins/docs.js';
-import errorHandlerPlugin, { frameworkErrors } from './plugins/error-handler.js';
+import errorHandlerPlugin, { clientErrorHandler, frameworkErrors } from './plugins/error-handler.js';
 import housekeepingPlugin from './plugins/housekeeping.js';
 import keysPlugin from './plugins/keys.js';
 import passwordsPlugin from './plugins/passwords.js';
@@ -78,8 +78,13 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     trustProxy: config.trustProxy as FastifyServerOptions['trustProxy'],
     return503OnClosing: true,
     forceCloseConnections: 'idle',
-    // What the router answers on its own (a bad URL escape, an over-long parameter), in the contract's shape too.
+    http: {
+      // A missing Host is refused by the error-handler plugin in the contract's shape, not by Node's empty 400.
+      requireHostHeader: false,
+    },
+    // What the router and Node's HTTP parser answer on their own, in the contract's shape too.
     frameworkErrors,
+    clientErrorHandler,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.setValidatorCompiler(validatorCompiler());

@@ -247,8 +247,10 @@ export default fp(
 
     // Node answers a missing Host with an empty 400 of its own (so the server is built with
     // requireHostHeader: false); RFC 9112 §3.2 requires it on HTTP/1.1, so refuse it here, in the contract's shape.
-    app.addHook('onRequest', async (request) => {
+    app.addHook('onRequest', async (request, reply) => {
       if (request.raw.httpVersion === '1.1' && request.headers.host === undefined) {
+        // Like every other malformed request: answered, then the connection is closed.
+        reply.header('connection', 'close');
         throw new ValidationFailed('Malformed request: the Host header is required');
       }
     });
