@@ -23,7 +23,7 @@ import authorizePlugin from './plugins/authorize.js';
 import configPlugin from './plugins/config.js';
 import dbPlugin from './plugins/db.js';
 import docsPlugin from './plugins/docs.js';
-import errorHandlerPlugin, { clientErrorHandler, frameworkErrors } from './plugins/error-handler.js';
+import errorHandlerPlugin, { clientErrorHandler, frameworkErrors, serializeError } from './plugins/error-handler.js';
 import housekeepingPlugin from './plugins/housekeeping.js';
 import keysPlugin from './plugins/keys.js';
 import passwordsPlugin from './plugins/passwords.js';
@@ -85,6 +85,8 @@ export function loggerOptions(config: Config): FastifyServerOptions['logger'] {
       ],
       censor: '[redacted]',
     },
+    // Database errors are logged by SQL state only: their messages carry the query's parameters.
+    serializers: { err: serializeError },
   };
 }
 
