@@ -66,6 +66,10 @@ const frameworkMessages: Record<string, string> = {
 
 function classify(error: FastifyError, request: FastifyRequest): Classified {
   if (error.validation) return { statusCode: 400, code: 'VALIDATION_FAILED', message: validationMessage(error) };
+  if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+    // An id too long to be one is a malformed id: 400 (contract Details, Ids), not the router's 414.
+    return { statusCode: 400, code: 'VALIDATION_FAILED', message: frameworkMessages[error.code] as string };
+  }
   if (isErrorCode(error.code) && error.statusCode) {
     return { statusCode: error.statusCode, code: error.code, message: error.message };
   }
