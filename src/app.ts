@@ -25,7 +25,7 @@ import cookiesPlugin from './plugins/cookies.js';
 import dbPlugin from './plugins/db.js';
 import denyListPlugin from './plugins/deny-list.js';
 import docsPlugin from './plugins/docs.js';
-import errorHandlerPlugin from './plugins/error-handler.js';
+import errorHandlerPlugin, { clientErrorHandler, frameworkErrors, serializeError } from './plugins/error-handler.js';
 import keysPlugin from './plugins/keys.js';
 import passwordsPlugin from './plugins/passwords.js';
 import rateLimitPlugin from './plugins/rate-limit.js';
@@ -37,7 +37,34 @@ export interface BuildOptions {
   clock?: Clock;
   /** Overrides the logger built from config (tests pass `false`). */
   logger?: FastifyServerOptions['logger'];
+  /** Overrides the HTTP timeouts (milliseconds); see HTTP_TIMEOUTS. */
+  http?: Partial<HttpTimeouts>;
 }
+
+export interface HttpTimeouts {
+  /** Whole request (headers and body) must arrive within this, else 408. */
+  requestTimeoutMs: number;
+  /** Headers must arrive within this, else 408. At most requestTimeoutMs. */
+  headersTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this. */
+  keepAliveTimeoutMs: number;
+  /** A connection with no traffic either way (e.g. a client that stopped reading its response) is destroyed. */
+  connectionTimeoutMs: number;
+  /** How often Node checks the request and headers timeouts: the granularity of both. */
+  checkIntervalMs: number;
+}
+
+// Slow clients (a trickled body, headers that never end) must not hold a connection and its memory indefinitely.
+// Bodies are at most 16 KiB, so 30 s is ample for any real client. Keep-alive stays at Fastify's 72 s, longer than
+// common load balancers' 60 s idle timeout, so the balancer, not us, closes idle connections (no reset races).
+// The idle-socket bound is longer than keep-alive so it never cuts a healthy idle keep-alive connection first.
+export const HTTP_TIMEOUTS: HttpTimeouts = {
+  requestTimeoutMs: 30_000,
+  headersTimeoutMs: 10_000,
+  keepAliveTimeoutMs: 72_000,
+  connectionTimeoutMs: 120_000,
+  checkIntervalMs: 1_000,
+};
 
 export const BODY_LIMIT_BYTES = 16 * 1024;
 
@@ -58,6 +85,8 @@ export function loggerOptions(config: Config): FastifyServerOptions['logger'] {
       ],
       censor: '[redacted]',
     },
+    // Database errors are logged by SQL state only: their messages carry the query's parameters.
+    serializers: { err: serializeError },
   };
 }
 
@@ -70,6 +99,7 @@ export type App = FastifyInstance<
 >;
 
 export async function buildApp(config: Config, options: BuildOptions = {}): Promise<App> {
+  const timeouts = { ...HTTP_TIMEOUTS, ...options.http };
   const app = Fastify({
     logger: options.logger ?? loggerOptions(config),
     genReqId: () => randomUUID(),
@@ -78,6 +108,18 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     trustProxy: config.trustProxy as FastifyServerOptions['trustProxy'],
     return503OnClosing: true,
     forceCloseConnections: 'idle',
+    requestTimeout: timeouts.requestTimeoutMs,
+    keepAliveTimeout: timeouts.keepAliveTimeoutMs,
+    connectionTimeout: timeouts.connectionTimeoutMs,
+    http: {
+      headersTimeout: Math.min(timeouts.headersTimeoutMs, timeouts.requestTimeoutMs),
+      connectionsCheckingInterval: timeouts.checkIntervalMs,
+      // A missing Host is refused by the error-handler plugin in the contract's shape, not by Node's empty 400.
+      requireHostHeader: false,
+    },
+    // What the router and Node's HTTP parser answer on their own, in the contract's shape too.
+    frameworkErrors,
+    clientErrorHandler,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.setValidatorCompiler(validatorCompiler());

@@ -1,55 +1,68 @@
-// The error catalogue: every error the contract names, with its stable code and status.
+// The error catalogue: one table of the contract's codes (status, public message), from which the factories,
+// the ErrorCode type and the error handler's known set are all derived.
 import { STATUS_CODES } from 'node:http';
 import createError from '@fastify/error';
 
-const define = (code: string, statusCode: number, message: string) => createError(code, message, statusCode);
+/**
+ * Every code a response may carry. The contract (API.md) names all but INTERNAL_ERROR (any unexpected 500) and
+ * REQUEST_TIMEOUT (408: the connection sent its request too slowly; the contract has no code for it).
+ * `%s` in a message is filled by the factory's argument.
+ */
+export const errorTable = {
+  VALIDATION_FAILED: { statusCode: 400, message: '%s' },
+  PASSWORD_TOO_WEAK: { statusCode: 400, message: '%s' },
+  INVALID_CREDENTIALS: { statusCode: 401, message: 'Invalid email or password' },
+  TOKEN_MISSING: { statusCode: 401, message: 'No access token was sent' },
+  TOKEN_INVALID: { statusCode: 401, message: 'The access token is invalid' },
+  TOKEN_EXPIRED: { statusCode: 401, message: 'The access token has expired' },
+  TOKEN_REVOKED: { statusCode: 401, message: 'The access token has been revoked' },
+  REFRESH_TOKEN_INVALID: { statusCode: 401, message: 'The refresh token is invalid, expired or revoked' },
+  REFRESH_TOKEN_REUSED: {
+    statusCode: 401,
+    message: 'The refresh token was already used; the session has been revoked',
+  },
+  CSRF_FAILED: { statusCode: 403, message: 'Missing or mismatched X-CSRF-Token header' },
+  FORBIDDEN: { statusCode: 403, message: 'Missing permission: %s' },
+  NOT_FOUND: { statusCode: 404, message: '%s' },
+  REQUEST_TIMEOUT: { statusCode: 408, message: 'The request was not received in time' },
+  EMAIL_TAKEN: { statusCode: 409, message: 'This email is already registered' },
+  LAST_ADMIN: { statusCode: 409, message: 'The change would leave no admin' },
+  PAYLOAD_TOO_LARGE: { statusCode: 413, message: 'The request body exceeds %s bytes' },
+  UNSUPPORTED_MEDIA_TYPE: { statusCode: 415, message: 'Request bodies must be application/json' },
+  RATE_LIMITED: { statusCode: 429, message: 'Too many requests; retry in %s seconds' },
+  INTERNAL_ERROR: { statusCode: 500, message: 'Internal server error (request id %s)' },
+  SERVICE_UNAVAILABLE: { statusCode: 503, message: 'A backing service is unavailable; retry shortly' },
+} as const satisfies Record<string, { statusCode: number; message: string }>;
 
-export const ValidationFailed = define('VALIDATION_FAILED', 400, '%s');
-export const PasswordTooWeak = define('PASSWORD_TOO_WEAK', 400, '%s');
-export const InvalidCredentials = define('INVALID_CREDENTIALS', 401, 'Invalid email or password');
-export const TokenMissing = define('TOKEN_MISSING', 401, 'No access token was sent');
-export const TokenInvalid = define('TOKEN_INVALID', 401, 'The access token is invalid');
-export const TokenExpired = define('TOKEN_EXPIRED', 401, 'The access token has expired');
-export const TokenRevoked = define('TOKEN_REVOKED', 401, 'The access token has been revoked');
-export const RefreshTokenInvalid = define(
-  'REFRESH_TOKEN_INVALID',
-  401,
-  'The refresh token is invalid, expired or revoked',
-);
-export const RefreshTokenReused = define(
-  'REFRESH_TOKEN_REUSED',
-  401,
-  'The refresh token was already used; the session has been revoked',
-);
-export const CsrfFailed = define('CSRF_FAILED', 403, 'Missing or mismatched X-CSRF-Token header');
-export const Forbidden = define('FORBIDDEN', 403, 'Missing permission: %s');
-export const NotFound = define('NOT_FOUND', 404, '%s');
-export const EmailTaken = define('EMAIL_TAKEN', 409, 'This email is already registered');
-export const LastAdmin = define('LAST_ADMIN', 409, 'The change would leave no admin');
-export const PayloadTooLarge = define('PAYLOAD_TOO_LARGE', 413, 'The request body exceeds %s bytes');
-export const UnsupportedMediaType = define('UNSUPPORTED_MEDIA_TYPE', 415, 'Request bodies must be application/json');
-export const RateLimited = define('RATE_LIMITED', 429, 'Too many requests; retry in %s seconds');
+export type ErrorCode = keyof typeof errorTable;
 
-export type ErrorCode =
-  | 'VALIDATION_FAILED'
-  | 'PASSWORD_TOO_WEAK'
-  | 'INVALID_CREDENTIALS'
-  | 'TOKEN_MISSING'
-  | 'TOKEN_INVALID'
-  | 'TOKEN_EXPIRED'
-  | 'TOKEN_REVOKED'
-  | 'REFRESH_TOKEN_INVALID'
-  | 'REFRESH_TOKEN_REUSED'
-  | 'CSRF_FAILED'
-  | 'FORBIDDEN'
-  | 'NOT_FOUND'
-  | 'EMAIL_TAKEN'
-  | 'LAST_ADMIN'
-  | 'PAYLOAD_TOO_LARGE'
-  | 'UNSUPPORTED_MEDIA_TYPE'
-  | 'RATE_LIMITED'
-  | 'SERVICE_UNAVAILABLE'
-  | 'INTERNAL_ERROR';
+/** Every code, in table order (e.g. for an OpenAPI enum). */
+export const errorCodes = Object.keys(errorTable) as ErrorCode[];
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.hasOwn(errorTable, value);
+}
+
+const define = <C extends ErrorCode>(code: C) =>
+  createError(code, errorTable[code].message, errorTable[code].statusCode as (typeof errorTable)[C]['statusCode']);
+
+export const ValidationFailed = define('VALIDATION_FAILED');
+export const PasswordTooWeak = define('PASSWORD_TOO_WEAK');
+export const InvalidCredentials = define('INVALID_CREDENTIALS');
+export const TokenMissing = define('TOKEN_MISSING');
+export const TokenInvalid = define('TOKEN_INVALID');
+export const TokenExpired = define('TOKEN_EXPIRED');
+export const TokenRevoked = define('TOKEN_REVOKED');
+export const RefreshTokenInvalid = define('REFRESH_TOKEN_INVALID');
+export const RefreshTokenReused = define('REFRESH_TOKEN_REUSED');
+export const CsrfFailed = define('CSRF_FAILED');
+export const Forbidden = define('FORBIDDEN');
+export const NotFound = define('NOT_FOUND');
+export const EmailTaken = define('EMAIL_TAKEN');
+export const LastAdmin = define('LAST_ADMIN');
+export const PayloadTooLarge = define('PAYLOAD_TOO_LARGE');
+export const UnsupportedMediaType = define('UNSUPPORTED_MEDIA_TYPE');
+export const RateLimited = define('RATE_LIMITED');
 
 /** The body of every error response. */
 export interface ErrorBody {

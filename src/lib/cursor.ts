@@ -7,6 +7,9 @@ export interface CursorPosition {
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+// Exactly what encodeCursor writes, years 0001-9999: JavaScript dates reach year 275760 (written `+275760-...`),
+// which Postgres would refuse with a 500.
+const ISO_TIME = /^(?!0000)\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
 export function encodeCursor({ at, id }: CursorPosition): string {
   return Buffer.from(JSON.stringify([at.toISOString(), id])).toString('base64url');
@@ -18,7 +21,15 @@ export function decodeCursor(cursor: string | undefined): CursorPosition | undef
     const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
     if (Array.isArray(value) && value.length === 2 && typeof value[0] === 'string' && typeof value[1] === 'string') {
       const at = new Date(value[0]);
-      if (!Number.isNaN(at.getTime()) && UUID.test(value[1])) return { at, id: value[1] };
+      // The round trip also refuses dates that do not exist (2024-02-30 would roll over to March).
+      if (
+        ISO_TIME.test(value[0]) &&
+        !Number.isNaN(at.getTime()) &&
+        at.toISOString() === value[0] &&
+        UUID.test(value[1])
+      ) {
+        return { at, id: value[1] };
+      }
     }
   } catch {
     // fall through

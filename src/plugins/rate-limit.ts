@@ -6,7 +6,6 @@ import fp from 'fastify-plugin';
 import { rateLimited } from '../errors.js';
 import { rateLimitKey } from '../lib/client-address.js';
 import type { Store } from '../store/store.js';
-import { notFound } from './error-handler.js';
 
 // Unknown URLs share one per-IP budget: probing for routes is reconnaissance.
 const NOT_FOUND_PER_IP_PER_MINUTE = 60;
@@ -54,7 +53,6 @@ export default fp(
   async (app) => {
     if (!app.config.rateLimit.enabled) {
       app.log.warn('RATE_LIMIT_ENABLED=false: no rate limits apply');
-      app.setNotFoundHandler(notFound);
       return;
     }
     await app.register(rateLimit, {
@@ -70,10 +68,8 @@ export default fp(
       },
       errorResponseBuilder: (_request, context) => rateLimited(Math.max(1, Math.ceil(context.ttl / 1000))),
     });
-    app.setNotFoundHandler(
-      { preHandler: app.rateLimit(perIp('not-found', NOT_FOUND_PER_IP_PER_MINUTE, 60_000)) },
-      notFound,
-    );
+    // The error-handler plugin's 404 handler runs this first.
+    app.notFoundBudget = app.rateLimit(perIp('not-found', NOT_FOUND_PER_IP_PER_MINUTE, 60_000));
   },
   { name: 'rate-limit', dependencies: ['config', 'store', 'error-handler'] },
 );

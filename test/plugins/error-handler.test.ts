@@ -4,9 +4,10 @@ import Fastify from 'fastify';
 import t, { type Test } from 'tap';
 import { systemClock } from '../../src/clock.js';
 import { loadConfig } from '../../src/config.js';
+import * as errors from '../../src/errors.js';
 import { DependencyUnavailable, EmailTaken, TokenInvalid, TokenMissing } from '../../src/errors.js';
 import configPlugin from '../../src/plugins/config.js';
-import errorHandlerPlugin, { notFound } from '../../src/plugins/error-handler.js';
+import errorHandlerPlugin, { frameworkErrors } from '../../src/plugins/error-handler.js';
 import { buildTestApp } from '../helpers/app.js';
 
 const errorKeys = ['code', 'error', 'message', 'statusCode'];
@@ -95,6 +96,20 @@ t.test('the real app', async (t) => {
     assertErrorShape(t, response.json(), 415, 'UNSUPPORTED_MEDIA_TYPE', 'Unsupported Media Type');
   });
 
+  t.test('a malformed URL escape is 400 VALIDATION_FAILED, not FST_ERR_BAD_URL', async (t) => {
+    const response = await app.inject({ method: 'GET', url: '/users/%zz' });
+    t.equal(response.statusCode, 400);
+    assertErrorShape(t, response.json(), 400, 'VALIDATION_FAILED', 'Bad Request');
+    t.notMatch(response.body, /FST_/);
+  });
+
+  t.test('an over-long path parameter is a malformed id: 400 VALIDATION_FAILED, not the router 414', async (t) => {
+    const response = await app.inject({ method: 'GET', url: `/users/${'a'.repeat(500)}` });
+    t.equal(response.statusCode, 400);
+    assertErrorShape(t, response.json(), 400, 'VALIDATION_FAILED', 'Bad Request');
+    t.notMatch(response.body, /FST_/);
+  });
+
   t.test('errors carry the request id header', async (t) => {
     const response = await app.inject({ method: 'GET', url: '/no/such/route' });
     t.match(response.headers['x-request-id'], /^[0-9a-f-]{36}$/);
@@ -110,14 +125,17 @@ async function bareApp(t: Test) {
       callback();
     },
   });
-  const app = Fastify({ logger: { level: 'warn', stream }, genReqId: () => randomUUID() });
+  const app = Fastify({
+    logger: { level: 'warn', stream },
+    genReqId: () => randomUUID(),
+    frameworkErrors,
+  });
   await app.register(configPlugin, {
     config: loadConfig({ NODE_ENV: 'test', ISSUER: 'http://auth.test' }),
     clock: systemClock,
   });
+  // The plugin installs the 404 handler itself (in the real app behind the rate-limit plugin's per-IP budget).
   await app.register(errorHandlerPlugin);
-  // In the real app the rate-limit plugin installs it, behind a per-IP budget.
-  app.setNotFoundHandler(notFound);
   t.teardown(() => app.close());
   return { app, logs };
 }
@@ -155,6 +173,10 @@ t.test('a bare Fastify with the error handler', async (t) => {
     },
     '/token-invalid': () => {
       throw new TokenInvalid();
+    },
+    '/framework-4xx': () => {
+      // A framework error of a status the contract does not name: still a catalogue code.
+      throw Object.assign(new Error('Method not allowed'), { code: 'FST_ERR_SOMETHING', statusCode: 405 });
     },
   };
   for (const [url, handler] of Object.entries(thrown)) app.get(url, async () => handler());
@@ -219,12 +241,67 @@ t.test('a bare Fastify with the error handler', async (t) => {
     assertErrorShape(t, invalid.json(), 401, 'TOKEN_INVALID', 'Unauthorized');
   });
 
+  t.test('a framework 4xx the contract does not name is 400 VALIDATION_FAILED, never an FST_ code', async (t) => {
+    const response = await app.inject({ method: 'GET', url: '/framework-4xx' });
+    t.equal(response.statusCode, 400);
+    assertErrorShape(t, response.json(), 400, 'VALIDATION_FAILED', 'Bad Request');
+    t.notMatch(response.body, /FST_/);
+  });
+
+  t.test('a bad URL on a bare instance goes through frameworkErrors into the contract shape', async (t) => {
+    const response = await app.inject({ method: 'GET', url: '/internal%zz' });
+    t.equal(response.statusCode, 400);
+    assertErrorShape(t, response.json(), 400, 'VALIDATION_FAILED', 'Bad Request');
+  });
+
   t.test('the 404 handler has the error shape on a bare instance too', async (t) => {
     const response = await app.inject({ method: 'DELETE', url: '/nothing' });
     t.equal(response.statusCode, 404);
     assertErrorShape(t, response.json(), 404, 'NOT_FOUND', 'Not Found');
     t.match(response.json().message, 'DELETE /nothing');
   });
+});
+
+t.test('one error table: every code of the contract, each factory derived from it', async (t) => {
+  const contract = [
+    'VALIDATION_FAILED',
+    'PASSWORD_TOO_WEAK',
+    'INVALID_CREDENTIALS',
+    'TOKEN_MISSING',
+    'TOKEN_INVALID',
+    'TOKEN_EXPIRED',
+    'TOKEN_REVOKED',
+    'REFRESH_TOKEN_INVALID',
+    'REFRESH_TOKEN_REUSED',
+    'CSRF_FAILED',
+    'FORBIDDEN',
+    'NOT_FOUND',
+    'EMAIL_TAKEN',
+    'LAST_ADMIN',
+    'PAYLOAD_TOO_LARGE',
+    'UNSUPPORTED_MEDIA_TYPE',
+    'RATE_LIMITED',
+    'SERVICE_UNAVAILABLE',
+  ];
+  const { errorCodes, errorTable } = errors;
+  for (const code of [...contract, 'INTERNAL_ERROR']) t.ok(errorCodes.includes(code as never), `${code} is listed`);
+  t.same([...new Set(errorCodes)], errorCodes, 'no code twice');
+  type Factory = new () => Error & { code: string; statusCode: number };
+  const factories = (Object.values(errors) as unknown[]).filter(
+    (value): value is Factory =>
+      typeof value === 'function' && (value as { prototype?: unknown }).prototype instanceof Error,
+  );
+  const made = factories.map((Factory) => new Factory()).filter((error) => error.name === 'FastifyError');
+  t.ok(made.length >= 17, 'the factories are found');
+  for (const error of made) {
+    const entry = errorTable[error.code as keyof typeof errorTable];
+    t.ok(entry, `${error.code} comes from the table`);
+    t.equal(error.statusCode, entry?.statusCode, `${error.code}: status from the table`);
+  }
+  for (const code of errorCodes) {
+    const { statusCode } = errorTable[code];
+    t.ok(statusCode >= 400 && statusCode <= 599, `${code}: an error status`);
+  }
 });
 
 t.test('unknown URLs share a per-IP budget: probing answers 429 after 60 a minute', async (t) => {

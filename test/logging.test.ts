@@ -1,0 +1,182 @@
+// No secret ever reaches a log (issue item 2): the log stream of a full flow at level trace, with forced database
+// failures, holds no password, argon2 hash, access or refresh token, cookie value or CSRF value.
+import { Writable } from 'node:stream';
+import pg from 'pg';
+import t from 'tap';
+import { buildApp, loggerOptions } from '../src/app.js';
+import { loadConfig } from '../src/config.js';
+import { makeKeysDir } from './helpers/app.js';
+import { createTestDatabase } from './helpers/database.js';
+import { startProxy } from './helpers/proxy.js';
+import { testServers } from './helpers/servers.js';
+import { bearer, COOKIES, cookieValues, STRONG_PASSWORD, uniqueEmail } from './helpers/session-flow.js';
+
+const lines: string[] = [];
+const stream = new Writable({
+  write(chunk, _encoding, callback) {
+    lines.push(String(chunk));
+    callback();
+  },
+});
+
+const servers = await testServers();
+const database = await createTestDatabase(servers.databaseUrl);
+t.teardown(() => database.drop());
+const target = new URL(database.url);
+const proxy = await startProxy(target.hostname, Number(target.port || 5432));
+t.teardown(() => proxy.close());
+
+const config = loadConfig({
+  NODE_ENV: 'test',
+  LOG_LEVEL: 'trace',
+  DATABASE_URL: proxy.url(database.url),
+  REDIS_URL: servers.redisUrl,
+  REDIS_KEY_PREFIX: `test:logging:${process.pid}:`,
+  KEYS_DIR: await makeKeysDir(t),
+  ISSUER: 'http://auth.test',
+  RATE_LIMIT_ENABLED: 'false',
+  PRUNE_INTERVAL: '0',
+});
+// The app's own logger options (redaction, serializers), only written to our stream.
+const app = await buildApp(config, {
+  logger: { ...(loggerOptions(config) as object), level: 'trace', stream },
+});
+t.teardown(() => app.close());
+
+const secrets = new Set<string>();
+const keep = (...values: (string | undefined)[]) => {
+  for (const value of values) if (value) secrets.add(value);
+};
+
+t.test('a full flow, then forced database failures: no secret in the log', async (t) => {
+  const email = uniqueEmail('log');
+  const newPassword = 'an entirely different passphrase';
+  keep(STRONG_PASSWORD, newPassword);
+
+  const registered = await app.inject({
+    method: 'POST',
+    url: '/auth/register',
+    payload: { email, password: STRONG_PASSWORD, name: 'Ann' },
+  });
+  t.equal(registered.statusCode, 201, 'register');
+
+  const login = await app.inject({ method: 'POST', url: '/auth/login', payload: { email, password: STRONG_PASSWORD } });
+  t.equal(login.statusCode, 200, 'login (body)');
+  const { accessToken, refreshToken } = login.json();
+  keep(accessToken, refreshToken);
+
+  const cookieLogin = await app.inject({
+    method: 'POST',
+    url: '/auth/login',
+    payload: { email, password: STRONG_PASSWORD, transport: 'cookie' },
+  });
+  t.equal(cookieLogin.statusCode, 200, 'login (cookie)');
+  const cookies = cookieValues(cookieLogin);
+  keep(...Object.values(cookies), cookieLogin.json().csrfToken);
+  const csrf = cookies[COOKIES.csrf] ?? '';
+
+  const refreshed = await app.inject({ method: 'POST', url: '/auth/refresh', payload: { refreshToken } });
+  t.equal(refreshed.statusCode, 200, 'refresh (body)');
+  keep(refreshed.json().accessToken, refreshed.json().refreshToken);
+
+  const cookieRefresh = await app.inject({
+    method: 'POST',
+    url: '/auth/refresh',
+    cookies,
+    headers: { 'x-csrf-token': csrf },
+  });
+  t.equal(cookieRefresh.statusCode, 200, 'refresh (cookie)');
+  const rotated = cookieValues(cookieRefresh);
+  keep(...Object.values(rotated), cookieRefresh.json().csrfToken);
+
+  const bearerToken = refreshed.json().accessToken;
+  t.equal((await app.inject({ method: 'GET', url: '/users/me', headers: bearer(bearerToken) })).statusCode, 200);
+  t.equal((await app.inject({ method: 'GET', url: '/users/me', cookies: rotated })).statusCode, 200, 'me (cookie)');
+
+  const changed = await app.inject({
+    method: 'POST',
+    url: '/auth/password',
+    headers: bearer(bearerToken),
+    payload: { currentPassword: STRONG_PASSWORD, newPassword },
+  });
+  t.equal(changed.statusCode, 204, 'password change');
+  const wrong = await app.inject({
+    method: 'POST',
+    url: '/auth/login',
+    payload: { email, password: STRONG_PASSWORD },
+  });
+  t.equal(wrong.statusCode, 401, 'the old password fails');
+
+  const relogin = await app.inject({ method: 'POST', url: '/auth/login', payload: { email, password: newPassword } });
+  t.equal(relogin.statusCode, 200);
+  keep(relogin.json().accessToken, relogin.json().refreshToken);
+  const logout = await app.inject({
+    method: 'POST',
+    url: '/auth/logout',
+    headers: bearer(relogin.json().accessToken),
+    payload: { refreshToken: relogin.json().refreshToken },
+  });
+  t.equal(logout.statusCode, 204, 'logout (body)');
+  const cookieLogout = await app.inject({
+    method: 'POST',
+    url: '/auth/logout',
+    cookies: rotated,
+    headers: { 'x-csrf-token': rotated[COOKIES.csrf] ?? '' },
+  });
+  t.equal(cookieLogout.statusCode, 204, 'logout (cookie)');
+
+  // A query Postgres refuses, after the password was hashed: a CHECK constraint added behind the app's back.
+  const admin = new pg.Client({ connectionString: database.url });
+  await admin.connect();
+  try {
+    await admin.query(
+      `ALTER TABLE users ADD CONSTRAINT no_explosions CHECK (name IS DISTINCT FROM 'explode') NOT VALID`,
+    );
+  } finally {
+    await admin.end();
+  }
+  const refused = await app.inject({
+    method: 'POST',
+    url: '/auth/register',
+    payload: { email: uniqueEmail('refused'), password: STRONG_PASSWORD, name: 'explode' },
+  });
+  t.equal(refused.statusCode, 500, 'a refused query is a 500');
+
+  // A control character in a string field: a 400 now, but a database error once.
+  const nul = await app.inject({
+    method: 'POST',
+    url: '/auth/register',
+    payload: { email: uniqueEmail('nul'), password: STRONG_PASSWORD, name: 'A\u0000nn' },
+  });
+  t.ok(nul.statusCode === 400 || nul.statusCode === 500, `NUL in name: ${nul.statusCode}`);
+
+  // Postgres unreachable mid-flow: the insert after hashing and the login lookup both fail.
+  await proxy.cut();
+  try {
+    const down = await app.inject({
+      method: 'POST',
+      url: '/auth/register',
+      payload: { email: uniqueEmail('down'), password: STRONG_PASSWORD },
+    });
+    t.equal(down.statusCode, 503, 'register while Postgres is down');
+    const downLogin = await app.inject({
+      method: 'POST',
+      url: '/auth/login',
+      payload: { email, password: newPassword },
+    });
+    t.equal(downLogin.statusCode, 503, 'login while Postgres is down');
+  } finally {
+    await proxy.restore();
+  }
+
+  const text = lines.join('');
+  t.ok(lines.length > 20, `the log was captured (${lines.length} lines)`);
+  t.match(text, /"sqlState":"23514"/, 'the refused query is logged by its SQL state');
+  t.match(text, /dependency unavailable/, 'the outage is logged');
+  t.notMatch(text, /\$argon2id\$/, 'no argon2 hash');
+  t.notMatch(text, /Failed query|params:/, 'no query text or parameters');
+  for (const secret of secrets) {
+    t.notOk(text.includes(secret), `no secret ${secret.slice(0, 6)}… (${secret.length} chars)`);
+  }
+  t.ok(secrets.size >= 10, `secrets collected (${secrets.size})`);
+});
