@@ -1,10 +1,14 @@
 // Schemas shared by every module: the error body, ids, pagination.
 import { type Static, Type } from '@sinclair/typebox';
+import { errorCodes } from '../errors.js';
 
 export const ErrorSchema = Type.Object(
   {
     statusCode: Type.Integer(),
-    code: Type.String({ description: 'Stable machine-readable code, e.g. TOKEN_EXPIRED' }),
+    code: Type.Union(
+      errorCodes.map((code) => Type.Literal(code)),
+      { description: 'Stable machine-readable code, e.g. TOKEN_EXPIRED' },
+    ),
     error: Type.String(),
     message: Type.String(),
   },

@@ -17,7 +17,8 @@ const sessionsRoutes: FastifyPluginAsyncTypebox = async (app) => {
         tags: ['sessions'],
         summary: "Revoke every session of the caller; all the caller's access tokens are rejected at once",
         security: bearerOrCookie,
-        response: { 204: Type.Null(), ...errorResponses(401, 403, 503) },
+        // No body is read, but a malformed or oversized one is still refused before the handler.
+        response: { 204: Type.Null(), ...errorResponses(400, 401, 403, 413, 415, 503) },
       },
     },
     async (request, reply) => {
