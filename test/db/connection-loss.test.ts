@@ -6,8 +6,8 @@ import t, { type Test } from 'tap';
 import { makeKeysDir } from '../helpers/app.js';
 import { createTestDatabase } from '../helpers/database.js';
 import { startProxy } from '../helpers/proxy.js';
+import { type HttpResult, request, type ServerProcess, startServerProcess } from '../helpers/server-process.js';
 import { testServers } from '../helpers/servers.js';
-import { type HttpResult, request, type ServerProcess, startServerProcess } from './server-process.js';
 
 const PASSWORD = 'correct horse battery staple';
 const ROUNDS = 10;

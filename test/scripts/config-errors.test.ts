@@ -3,7 +3,7 @@
 import { execFile } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import t from 'tap';
-import { repoRoot } from '../db/server-process.js';
+import { repoRoot } from '../helpers/server-process.js';
 
 interface Outcome {
   code: number;

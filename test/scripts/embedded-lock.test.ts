@@ -5,7 +5,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { repoRoot, request, startServerProcess } from '../db/server-process.js';
+import { repoRoot, request, startServerProcess } from '../helpers/server-process.js';
 
 const ADMIN_PASSWORD = 'a long and unusual admin passphrase';
 

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { generatePrivateKeyPem, loadKeyRing, toSigningKey } from '../../src/keys/key-ring.js';
-import { repoRoot } from '../db/server-process.js';
+import { repoRoot } from '../helpers/server-process.js';
 
 function keysGenerate(env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {

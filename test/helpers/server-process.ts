@@ -3,13 +3,9 @@ import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
+import type { Teardown } from './app.js';
 
 export const repoRoot = path.resolve(import.meta.dirname, '../..');
-
-/** The subset of a tap Test used here. */
-export interface Teardown {
-  teardown(fn: () => unknown): void;
-}
 
 export async function freePort(): Promise<number> {
   const server = net.createServer();
@@ -29,9 +25,16 @@ export interface ServerProcess {
   stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** Starts the server with exactly `env` (plus PATH and HOME) and waits, bounded, for it to listen. */
-export async function startServerProcess(t: Teardown, env: Record<string, string>): Promise<ServerProcess> {
-  const port = await freePort();
+/**
+ * Starts the server with exactly `env` (plus PATH and HOME) and waits, bounded, for it to listen. `port`: to restart
+ * one on the port an earlier process had.
+ */
+export async function startServerProcess(
+  t: Teardown,
+  env: Record<string, string>,
+  options: { port?: number } = {},
+): Promise<ServerProcess> {
+  const port = options.port ?? (await freePort());
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
     cwd: repoRoot,
     env: {
@@ -78,7 +81,13 @@ export interface HttpResult {
 }
 
 /** One request on its own connection to 127.0.0.1; a network error rejects. */
-export function request(port: number, method: string, urlPath: string, body?: unknown): Promise<HttpResult> {
+export function request(
+  port: number,
+  method: string,
+  urlPath: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<HttpResult> {
   return new Promise((resolve, reject) => {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const req = http.request(
@@ -89,7 +98,10 @@ export function request(port: number, method: string, urlPath: string, body?: un
         path: urlPath,
         agent: false,
         timeout: 30_000,
-        headers: payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {},
+        headers: {
+          ...headers,
+          ...(payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}),
+        },
       },
       (res) => {
         let text = '';
