@@ -1,24 +1,15 @@
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import { makeKeysDir } from './helpers/app.js';
 import { createTestDatabase } from './helpers/database.js';
+import { freePort, request } from './helpers/server-process.js';
 import { testServers } from './helpers/servers.js';
 
 const repoRoot = path.resolve(import.meta.dirname, '..');
 
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-/** Resolves true if a TCP connection to the port is refused, false if it is accepted. */
 function refused(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect({ host: '127.0.0.1', port });
@@ -90,37 +81,6 @@ async function startServer(t: Test, env: Record<string, string>): Promise<Server
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   return { child, port, output: () => output, exited };
-}
-
-/** One request on its own connection; resolves with the status and body. */
-function request(
-  port: number,
-  method: string,
-  urlPath: string,
-  body?: unknown,
-): Promise<{ statusCode: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    const req = http.request(
-      {
-        host: '127.0.0.1',
-        port,
-        method,
-        path: urlPath,
-        agent: false,
-        headers: payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {},
-      },
-      (res) => {
-        let text = '';
-        res.on('data', (chunk: Buffer) => {
-          text += chunk;
-        });
-        res.on('end', () => resolve({ statusCode: res.statusCode ?? 0, body: text }));
-      },
-    );
-    req.on('error', reject);
-    req.end(payload);
-  });
 }
 
 async function waitUntilRefused(port: number, timeoutMs = 5_000): Promise<boolean> {

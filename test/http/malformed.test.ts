@@ -1,28 +1,11 @@
 // What Node's HTTP parser rejects on its own still answers in the contract's shape: a complete response with a JSON
 // body {statusCode, code, error, message}, then the connection is closed. Over raw TCP, since no client sends these.
-import { STATUS_CODES } from 'node:http';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { buildTestApp } from '../helpers/app.js';
-import { exchange, listen, type RawResponse } from './raw-http.js';
+import { assertContractResponse, exchange, listen } from './raw-http.js';
 
 const { app } = await buildTestApp(t);
 const port = await listen(app);
-
-function assertContractResponse(t: Test, response: RawResponse, status: number, code: string) {
-  t.equal(response.statusLine, `HTTP/1.1 ${status} ${STATUS_CODES[status]}`, 'status line');
-  t.match(response.headers['content-type'], /^application\/json/, 'JSON');
-  let body: unknown;
-  try {
-    body = JSON.parse(response.body);
-  } catch {
-    t.fail(`body is not JSON: ${JSON.stringify(response.raw)}`);
-    return;
-  }
-  t.same(Object.keys(body as object).sort(), ['code', 'error', 'message', 'statusCode'], 'exactly the four members');
-  t.match(body, { statusCode: status, code, error: STATUS_CODES[status], message: String }, 'contract shape');
-  t.notMatch(response.body, /FST_|HPE_|ERR_/, 'no framework or parser code');
-  t.ok(response.closed, 'the server closed the connection');
-}
 
 const host = 'Host: 127.0.0.1\r\n';
 const cases: Record<string, { send: string; status: number; code: string }> = {

@@ -1,5 +1,7 @@
 // Raw HTTP over TCP for tests: bytes no HTTP client would send, and the response parsed by hand.
+import { STATUS_CODES } from 'node:http';
 import net from 'node:net';
+import type { Test } from 'tap';
 import type { App } from '../../src/app.js';
 
 export interface RawResponse {
@@ -77,4 +79,21 @@ export function exchange(port: number, { send, trickle, boundMs }: Exchange): Pr
     socket.on('error', () => undefined);
     socket.on('close', () => finish(true));
   });
+}
+
+/** A complete response in the contract's error shape, and the connection closed by the server. */
+export function assertContractResponse(t: Test, response: RawResponse, status: number, code: string) {
+  t.equal(response.statusLine, `HTTP/1.1 ${status} ${STATUS_CODES[status]}`, 'status line');
+  t.match(response.headers['content-type'], /^application\/json/, 'JSON');
+  let body: unknown;
+  try {
+    body = JSON.parse(response.body);
+  } catch {
+    t.fail(`body is not JSON: ${JSON.stringify(response.raw)}`);
+    return;
+  }
+  t.same(Object.keys(body as object).sort(), ['code', 'error', 'message', 'statusCode'], 'exactly the four members');
+  t.match(body, { statusCode: status, code, error: STATUS_CODES[status], message: String }, 'contract shape');
+  t.notMatch(response.body, /FST_|HPE_|ERR_/, 'no framework or parser code');
+  t.ok(response.closed, 'the server closed the connection');
 }

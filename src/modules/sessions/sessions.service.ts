@@ -102,7 +102,7 @@ export class SessionService {
       const session = user ? await lockSession(tx, owner.sessionId) : undefined;
       const token = session ? await lockRefreshToken(tx, tokenHash) : undefined;
       const now = clock.now();
-      const live = (row: { revokedAt: Date | null; expiresAt: Date } | undefined) =>
+      const live = <Row extends { revokedAt: Date | null; expiresAt: Date }>(row: Row | undefined): row is Row =>
         row !== undefined && !row.revokedAt && row.expiresAt.getTime() > now;
       if (!user || !session || !token || !live(session) || !live(token)) return { kind: 'invalid' };
       const at = new Date(now);
@@ -117,13 +117,7 @@ export class SessionService {
         const child = await findRefreshToken(tx, sha256(childToken));
         if (!live(child)) return { kind: 'invalid' };
         await touchSession(tx, session.id, at);
-        const tokens = this.#pair(
-          user,
-          session.id,
-          childToken,
-          (child as { expiresAt: Date }).expiresAt.getTime(),
-          now,
-        );
+        const tokens = this.#pair(user, session.id, childToken, child.expiresAt.getTime(), now);
         return { kind: 'issued', user: toUser(user), tokens };
       }
       await markRefreshTokenUsed(tx, token.id, at);

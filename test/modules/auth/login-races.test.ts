@@ -1,6 +1,6 @@
 // Login as one consistent decision, raced on real Postgres and Redis: a login racing a demotion, a password change
 // or a deletion never yields a working session with what the race took away, and never answers 5xx.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { createAdmin, deleteUser, listUsers, loginAdmin, putRoles } from '../../helpers/admin.js';
 import { buildTestApp } from '../../helpers/app.js';
 import {
@@ -11,6 +11,7 @@ import {
   login,
   loginRequest,
   me,
+  type Response,
   refresh,
   register,
 } from '../../helpers/session-flow.js';
@@ -24,6 +25,28 @@ const after = <T>(ms: number, run: () => Promise<T>) =>
   new Promise<T>((resolve, reject) => setTimeout(() => run().then(resolve, reject), ms));
 
 const stagger = (round: number) => (round % 8) * 10;
+
+/** The race took the credential away: the login was refused, or the session it got is dead on both counts. */
+async function assertRefusedOrRevoked(
+  t: Test,
+  loggedIn: Response,
+  round: number,
+  outcomes: { refused: number; revoked: number },
+): Promise<void> {
+  if (loggedIn.statusCode === 401) {
+    outcomes.refused++;
+    assertError(t, loggedIn, 401, 'INVALID_CREDENTIALS', `round ${round}: login`);
+    return;
+  }
+  if (loggedIn.statusCode !== 200) {
+    t.fail(`round ${round}: login answered ${loggedIn.statusCode} ${codeOf(loggedIn)}`);
+    return;
+  }
+  outcomes.revoked++;
+  const { accessToken, refreshToken } = loggedIn.json() as { accessToken: string; refreshToken: string };
+  assertError(t, await me(app, accessToken), 401, 'TOKEN_REVOKED', `round ${round}: its access token`);
+  assertError(t, await refresh(app, refreshToken), 401, 'REFRESH_TOKEN_INVALID', `round ${round}: its refresh`);
+}
 
 t.test('login racing a demotion: never a working token with admin', async (t) => {
   const target = await createAdmin(app);
@@ -75,19 +98,7 @@ t.test('login with the old password racing a password change: never a working se
       }),
     ]);
     t.equal(changed.statusCode, 204, `round ${round}: the change succeeded`);
-    if (loggedIn.statusCode === 401) {
-      outcomes.refused++;
-      assertError(t, loggedIn, 401, 'INVALID_CREDENTIALS', `round ${round}: login`);
-      continue;
-    }
-    if (loggedIn.statusCode !== 200) {
-      t.fail(`round ${round}: login answered ${loggedIn.statusCode} ${codeOf(loggedIn)}`);
-      continue;
-    }
-    outcomes.revoked++;
-    const { accessToken, refreshToken } = loggedIn.json() as { accessToken: string; refreshToken: string };
-    assertError(t, await me(app, accessToken), 401, 'TOKEN_REVOKED', `round ${round}: its access token`);
-    assertError(t, await refresh(app, refreshToken), 401, 'REFRESH_TOKEN_INVALID', `round ${round}: its refresh`);
+    await assertRefusedOrRevoked(t, loggedIn, round, outcomes);
   }
   t.comment(`outcomes: ${JSON.stringify(outcomes)}`);
 });
@@ -101,19 +112,7 @@ t.test('login racing the deletion of its user: 200 with a revoked token, or 401;
       after(stagger(round), () => deleteUser(app, actor.accessToken, account.id)),
     ]);
     t.equal(deleted.statusCode, 204, `round ${round}: the deletion succeeded`);
-    if (loggedIn.statusCode === 401) {
-      outcomes.refused++;
-      assertError(t, loggedIn, 401, 'INVALID_CREDENTIALS', `round ${round}: login`);
-      continue;
-    }
-    if (loggedIn.statusCode !== 200) {
-      t.fail(`round ${round}: login loggedIn ${loggedIn.statusCode} ${codeOf(loggedIn)}`);
-      continue;
-    }
-    outcomes.revoked++;
-    const { accessToken, refreshToken } = loggedIn.json() as { accessToken: string; refreshToken: string };
-    assertError(t, await me(app, accessToken), 401, 'TOKEN_REVOKED', `round ${round}: its access token`);
-    assertError(t, await refresh(app, refreshToken), 401, 'REFRESH_TOKEN_INVALID', `round ${round}: its refresh`);
+    await assertRefusedOrRevoked(t, loggedIn, round, outcomes);
   }
   t.comment(`outcomes: ${JSON.stringify(outcomes)}`);
 });
