@@ -12,6 +12,7 @@ import { type Clock, systemClock } from './clock.js';
 import type { Config } from './config.js';
 import { validatorCompiler } from './lib/validation.js';
 import authModule from './modules/auth/index.js';
+import discoveryModule from './modules/discovery/index.js';
 import healthModule from './modules/health/index.js';
 import jwksModule from './modules/jwks/index.js';
 import revocationsModule from './modules/revocations/index.js';
@@ -150,6 +151,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     // Features: each module builds its service from the decorators above and registers its routes.
     await app.register(healthModule);
     await app.register(jwksModule);
+    await app.register(discoveryModule);
     await app.register(revocationsModule);
     await app.register(sessionsModule);
     await app.register(authModule);
