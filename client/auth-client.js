@@ -191,9 +191,14 @@ export function createAuthClient(options = {}) {
         adopt(fromTokenResponse(await response.json()), true);
         return true;
       }
-      if (response.status === 401 || response.status === 403) {
-        // The session is over (expired, revoked, reused) or this tab's CSRF value is stale: logged out.
+      if (response.status === 401) {
+        // The session is over (expired, revoked, reused): logged out in every tab.
         forget(true);
+        return false;
+      }
+      if (response.status === 403) {
+        // This tab's CSRF value is stale (CSRF_FAILED); the other tabs may hold the current one.
+        forget(false);
         return false;
       }
       throw await errorOf(response);

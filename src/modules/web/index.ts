@@ -1,4 +1,5 @@
 // The browser app (web/) at / and the browser client (client/) at /client/: static files under a CSP of their own.
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import fastifyStatic from '@fastify/static';
 import fp from 'fastify-plugin';
@@ -25,6 +26,10 @@ export const WEB_CSP_DIRECTIVES = {
 
 export default fp(
   async (app) => {
+    // A build that forgot the files (an image without web/ or client/) fails at boot, not with a 404 at `/`.
+    for (const file of [path.join(WEB_ROOT, 'index.html'), path.join(CLIENT_ROOT, 'auth-client.js')]) {
+      if (!existsSync(file)) throw new Error(`web: ${file} is missing (the browser app and client are served from it)`);
+    }
     await app.register(async (web) => {
       // Helmet reads per-route options from the route config; this scope's routes get the page CSP, no other route.
       web.addHook('onRoute', (route) => {
@@ -41,6 +46,10 @@ export default fp(
         wildcard: false,
         index: false,
         decorateReply: false,
+        // `.ts` would otherwise be served as an MPEG transport stream.
+        setHeaders: (reply, file) => {
+          if (file.endsWith('.d.ts')) reply.header('content-type', 'text/plain; charset=utf-8');
+        },
       });
       for (const page of ACTION_PAGES) {
         web.get(`/${page}`, { schema: { hide: true } }, (_request, reply) => reply.sendFile(`${page}.html`));
