@@ -16,7 +16,12 @@ function describe(error) {
 
 const client = createAuthClient({ baseUrl: authBaseUrl, onChange: render });
 
+let wasSignedIn = false;
+
 function render(state) {
+  // Logged out here, in another tab, or by the end of the session.
+  if (wasSignedIn && !state) say('You are signed out.');
+  wasSignedIn = !!state;
   $('#signed-in').hidden = !state;
   $('#signed-out').hidden = !!state;
   document.body.dataset.session = state ? 'signed-in' : 'signed-out';
@@ -135,7 +140,6 @@ $('#reload-sessions').addEventListener('click', () => run(loadSessions));
 $('#logout').addEventListener('click', () =>
   run(async () => {
     await client.logout();
-    say('Logged out.');
   }),
 );
 

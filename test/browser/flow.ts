@@ -256,7 +256,10 @@ export async function runFlow(t: FlowTest, deployment: Deployment): Promise<void
 
   // Logout in the second tab ends the session in all of them.
   await tabs[1]!.click('#logout');
-  for (const tab of tabs) await signedOut(tab);
+  for (const tab of tabs) {
+    await signedOut(tab);
+    await statusText(tab, /signed out/);
+  }
   await screenshot(page, deployment, '4-logged-out');
   const after = await context.cookies([deployment.authUrl, `${deployment.authUrl}/auth`]);
   t.same(
