@@ -5,6 +5,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { type Browser, type BrowserContext, chromium, type Page, type Request, type Response } from 'playwright-core';
 import type { Test } from 'tap';
+import type { SessionState } from '../../client/auth-client.js';
 import type { App } from '../../src/app.js';
 import type { CookieNames } from '../../src/plugins/cookies.js';
 import { STRONG_PASSWORD, uniqueEmail } from '../helpers/session-flow.js';
@@ -23,7 +24,16 @@ interface PageGlobals {
     querySelector(selector: string): { textContent: string | null } | null;
     querySelectorAll(selector: string): { length: number };
   };
-  sessionStorage: Record<string, string>;
+  sessionStorage: { getItem(key: string): string | null };
+}
+
+/** The client's state in a tab's sessionStorage (kept per origin of the service). */
+async function storedState(page: Page, deployment: Deployment): Promise<SessionState | null> {
+  const raw = await page.evaluate(
+    (key) => (globalThis as unknown as PageGlobals).sessionStorage.getItem(key),
+    `auth-client:${deployment.authUrl}`,
+  );
+  return raw === null ? null : (JSON.parse(raw) as SessionState);
 }
 
 /** Launches Chromium; a missing binary fails the test with what to do (CI installs it), never skips. */
@@ -166,10 +176,11 @@ export async function runFlow(t: FlowTest, deployment: Deployment): Promise<void
   } else {
     t.notMatch(scriptCookies, /csrf_token/, 'another host: the csrf cookie is out of reach; csrfToken is used');
   }
-  const storedCsrf = await page.evaluate(() =>
-    Object.values((globalThis as unknown as PageGlobals).sessionStorage).join('\n'),
-  );
-  t.match(storedCsrf, /"csrfToken":"[\w-]+\.[\w-]+"/, 'the csrf value from the token response is kept per tab');
+  const stored = await storedState(page, deployment);
+  t.match(stored?.csrfToken, /^[\w-]+\.[\w-]+$/, 'the csrf value from the token response is kept per tab');
+  t.notMatch(JSON.stringify(stored), /accessToken|refreshToken/, 'the kept state holds no token');
+  const lifetime = (stored?.expiresAt ?? 0) - (stored?.issuedAt ?? 0);
+  t.ok(Math.abs(lifetime - ACCESS_TOKEN_TTL * 1000) < 1_000, 'the state knows when the access token expires');
 
   // Sessions: another device logs in; this page lists both and revokes the other one.
   const other = await app.inject({
@@ -231,10 +242,8 @@ export async function runFlow(t: FlowTest, deployment: Deployment): Promise<void
     t.equal(response.status(), 200, `expiry ${expiry}: the refresh succeeded`);
     const { csrfToken } = (await response.json()) as { csrfToken: string };
     for (const [i, tab] of tabs.entries()) {
-      const stored = await tab.evaluate(() =>
-        Object.values((globalThis as unknown as PageGlobals).sessionStorage).join('\n'),
-      );
-      t.ok(stored.includes(csrfToken), `expiry ${expiry}: tab ${i + 1} holds the new csrf value`);
+      const state = await storedState(tab, deployment);
+      t.equal(state?.csrfToken, csrfToken, `expiry ${expiry}: tab ${i + 1} holds the new csrf value`);
     }
   }
   await screenshot(tabs[4]!, deployment, '3-fifth-tab');
