@@ -18,6 +18,7 @@ import jwksModule from './modules/jwks/index.js';
 import revocationsModule from './modules/revocations/index.js';
 import sessionsModule from './modules/sessions/index.js';
 import usersModule from './modules/users/index.js';
+import webModule from './modules/web/index.js';
 import accessTokensPlugin from './plugins/access-tokens.js';
 import authenticatePlugin from './plugins/authenticate.js';
 import authorizePlugin from './plugins/authorize.js';
@@ -156,6 +157,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     await app.register(sessionsModule);
     await app.register(authModule);
     await app.register(usersModule);
+    await app.register(webModule);
 
     await app.ready();
   } catch (error) {

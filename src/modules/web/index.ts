@@ -1,0 +1,60 @@
+// The browser app (web/) at / and the browser client (client/) at /client/: static files under a CSP of their own.
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import fastifyStatic from '@fastify/static';
+import fp from 'fastify-plugin';
+
+const repoRoot = path.resolve(import.meta.dirname, '../../..');
+export const WEB_ROOT = path.join(repoRoot, 'web');
+export const CLIENT_ROOT = path.join(repoRoot, 'client');
+
+/** Pages the mails link to (APP_URL defaults to the issuer); placeholders until their flows have a UI. */
+export const ACTION_PAGES = ['verify-email', 'reset-password', 'confirm-email'] as const;
+
+// The pages hold no inline script or style, so 'self' is all they need; the API keeps `default-src 'none'`.
+// No upgrade-insecure-requests: it would break plain-HTTP development on localhost.
+export const WEB_CSP_DIRECTIVES = {
+  defaultSrc: ["'none'"],
+  scriptSrc: ["'self'"],
+  styleSrc: ["'self'"],
+  connectSrc: ["'self'"],
+  imgSrc: ["'self'"],
+  formAction: ["'self'"],
+  baseUri: ["'none'"],
+  frameAncestors: ["'none'"],
+};
+
+export default fp(
+  async (app) => {
+    // A build that forgot the files (an image without web/ or client/) fails at boot, not with a 404 at `/`.
+    for (const file of [path.join(WEB_ROOT, 'index.html'), path.join(CLIENT_ROOT, 'auth-client.js')]) {
+      if (!existsSync(file)) throw new Error(`web: ${file} is missing (the browser app and client are served from it)`);
+    }
+    await app.register(async (web) => {
+      // Helmet reads per-route options from the route config; this scope's routes get the page CSP, no other route.
+      web.addHook('onRoute', (route) => {
+        route.config = {
+          ...route.config,
+          helmet: { contentSecurityPolicy: { useDefaults: false, directives: WEB_CSP_DIRECTIVES } },
+        } as typeof route.config;
+      });
+      // wildcard: false registers one route per file found at boot, so unknown paths still reach the 404 handler.
+      await web.register(fastifyStatic, { root: WEB_ROOT, prefix: '/', wildcard: false, index: 'index.html' });
+      await web.register(fastifyStatic, {
+        root: CLIENT_ROOT,
+        prefix: '/client/',
+        wildcard: false,
+        index: false,
+        decorateReply: false,
+        // `.ts` would otherwise be served as an MPEG transport stream.
+        setHeaders: (reply, file) => {
+          if (file.endsWith('.d.ts')) reply.header('content-type', 'text/plain; charset=utf-8');
+        },
+      });
+      for (const page of ACTION_PAGES) {
+        web.get(`/${page}`, { schema: { hide: true } }, (_request, reply) => reply.sendFile(`${page}.html`));
+      }
+    });
+  },
+  { name: 'web', dependencies: ['security'] },
+);
