@@ -1,4 +1,5 @@
 // OpenAPI 3 document of every route (built from the route schemas) and Swagger UI at /docs.
+import { createHash } from 'node:crypto';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import fp from 'fastify-plugin';
@@ -10,9 +11,12 @@ const OPTIONAL_BODY = 'x-optional-body';
 
 type Operation = { [OPTIONAL_BODY]?: boolean; requestBody?: { required?: boolean } };
 
-// Swagger UI loads only its own files from /docs/static: no inline script or style element, no other origin.
-// Its React components set style attributes, hence 'unsafe-inline' for attributes only. No
-// upgrade-insecure-requests: it would break the page on a plain-HTTP development server.
+// Swagger UI loads only its own files from /docs/static, from no other origin, and runs no inline script. Its React
+// components set style attributes, hence 'unsafe-inline' for attributes only; its one inline style element (the
+// logo's SVG) is allowed by hash. No upgrade-insecure-requests: it would break the page on a plain-HTTP development
+// server. test/openapi/docs-ui.test.ts loads the page in Chromium and fails on any violation.
+const logoStyle = '.logo_small_svg__cls-2{fill:#fff}.logo_small_svg__cls-3{fill:#85ea2d}';
+const logoStyleHash = `'sha256-${createHash('sha256').update(logoStyle).digest('base64')}'`;
 const docsCsp = [
   "default-src 'none'",
   "base-uri 'none'",
@@ -24,7 +28,7 @@ const docsCsp = [
   "object-src 'none'",
   "script-src 'self'",
   "script-src-attr 'none'",
-  "style-src 'self'",
+  `style-src 'self' ${logoStyleHash}`,
   "style-src-attr 'unsafe-inline'",
 ].join('; ');
 
