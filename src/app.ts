@@ -128,7 +128,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   // JSON only: anything else is 415 rather than a string body.
   app.removeContentTypeParser(['text/plain']);
   // An empty JSON body is `{}` on the routes whose body is optional (logout, refresh), else Fastify's usual 400.
-  const parseJson = app.getDefaultJsonParser('error', 'ignore');
+  const { onProtoPoisoning, onConstructorPoisoning } = app.initialConfig;
+  const parseJson = app.getDefaultJsonParser(onProtoPoisoning ?? 'error', onConstructorPoisoning ?? 'error');
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     if (body === '' && isOptionalBodySchema(request.routeOptions.schema?.body)) done(null, {});

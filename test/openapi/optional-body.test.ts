@@ -47,3 +47,18 @@ t.test('a malformed JSON body on logout is still refused', async (t) => {
   t.equal(response.statusCode, 400);
   t.equal(response.json().code, 'VALIDATION_FAILED');
 });
+
+t.test('the JSON parser still refuses prototype and constructor poisoning', async (t) => {
+  const user = await registerAndLogin(app);
+  for (const payload of ['{"__proto__":{"x":1}}', '{"constructor":{"prototype":{"x":1}}}']) {
+    // logout-all reads no body, so only the parser stands between it and the payload.
+    const response = await app.inject({
+      method: 'POST',
+      url: '/auth/logout-all',
+      headers: { ...json, ...bearer(user.accessToken) },
+      payload,
+    });
+    t.equal(response.statusCode, 400, payload);
+    t.equal(response.json().code, 'VALIDATION_FAILED');
+  }
+});
