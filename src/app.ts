@@ -10,12 +10,14 @@ import Fastify, {
 } from 'fastify';
 import { type Clock, systemClock } from './clock.js';
 import type { Config } from './config.js';
+import { isOptionalBodySchema } from './lib/trim-body.js';
 import { validatorCompiler } from './lib/validation.js';
 import authModule from './modules/auth/index.js';
 import discoveryModule from './modules/discovery/index.js';
 import healthModule from './modules/health/index.js';
 import jwksModule from './modules/jwks/index.js';
 import revocationsModule from './modules/revocations/index.js';
+import schemasModule from './modules/schemas.js';
 import sessionsModule from './modules/sessions/index.js';
 import usersModule from './modules/users/index.js';
 import webModule from './modules/web/index.js';
@@ -127,6 +129,14 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   app.setValidatorCompiler(validatorCompiler());
   // JSON only: anything else is 415 rather than a string body.
   app.removeContentTypeParser(['text/plain']);
+  // An empty JSON body is `{}` on the routes whose body is optional (logout, refresh), else Fastify's usual 400.
+  const { onProtoPoisoning, onConstructorPoisoning } = app.initialConfig;
+  const parseJson = app.getDefaultJsonParser(onProtoPoisoning ?? 'error', onConstructorPoisoning ?? 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if (body === '' && isOptionalBodySchema(request.routeOptions.schema?.body)) done(null, {});
+    else parseJson(request, body as string, done);
+  });
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
@@ -143,6 +153,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     await app.register(secretsPlugin);
     await app.register(cookiesPlugin);
     await app.register(docsPlugin);
+    await app.register(schemasModule);
     await app.register(passwordsPlugin);
     await app.register(accessTokensPlugin);
     await app.register(authenticatePlugin);

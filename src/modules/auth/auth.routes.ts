@@ -1,13 +1,22 @@
 // Token routes: register, login, refresh, logout (public), and the password change (authenticated).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { Type } from '@sinclair/typebox';
 import { RefreshTokenInvalid, TokenInvalid, TokenMissing } from '../../errors.js';
 import { requestContext } from '../../lib/request-context.js';
 import { optionalBody, trimBodyFields } from '../../lib/trim-body.js';
 import type { VerifiedAccessToken } from '../../plugins/access-tokens.js';
 import { principalOf } from '../../plugins/authenticate.js';
 import { perIp } from '../../plugins/rate-limit.js';
-import { bearerOrCookie, errorResponses } from '../common.schemas.js';
+import {
+  bearerOrCookie,
+  CsrfHeadersSchema,
+  errorResponse,
+  errorResponses,
+  jsonResponse,
+  noContent,
+  publicRoute,
+  ref,
+  setCookieHeader,
+} from '../common.schemas.js';
 import { UserEnvelopeSchema } from '../users/users.schemas.js';
 import {
   LoginBodySchema,
@@ -18,6 +27,11 @@ import {
   TokenResponseSchema,
 } from './auth.schemas.js';
 import { tokenResponse } from './transport.js';
+
+const tokenCookies = setCookieHeader(
+  'With transport `cookie`: the access, refresh and csrf cookies (HttpOnly, Secure, SameSite=Strict)',
+);
+const tokensIssued = (description: string) => jsonResponse(description, ref(TokenResponseSchema), tokenCookies);
 
 const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { auth, sessions, accessTokens, cookiePolicy, config } = app;
@@ -31,9 +45,16 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
       config: { rateLimit: perIp('register', limits.registerPerIp, MINUTE) },
       schema: {
         tags: ['auth'],
+        operationId: 'register',
         summary: 'Register a user (role `user`)',
+        security: publicRoute,
         body: RegisterBodySchema,
-        response: { 201: UserEnvelopeSchema, ...errorResponses(400, 409, 413, 415, 429, 503) },
+        response: {
+          201: jsonResponse('The new user', ref(UserEnvelopeSchema)),
+          ...errorResponses(413, 415, 429, 503),
+          400: errorResponse(400, 'VALIDATION_FAILED, or PASSWORD_TOO_WEAK'),
+          409: errorResponse(409, 'EMAIL_TAKEN'),
+        },
       },
     },
     async (request, reply) => {
@@ -56,9 +77,15 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
       schema: {
         tags: ['auth'],
+        operationId: 'login',
         summary: 'Log in with email and password; opens a session',
+        security: publicRoute,
         body: LoginBodySchema,
-        response: { 200: TokenResponseSchema, ...errorResponses(400, 401, 413, 415, 429, 503) },
+        response: {
+          200: tokensIssued('Logged in: a new session and its token pair'),
+          ...errorResponses(400, 413, 415, 429, 503),
+          401: errorResponse(401, 'INVALID_CREDENTIALS: wrong email or password'),
+        },
       },
     },
     async (request, reply) => {
@@ -74,9 +101,17 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
       config: { rateLimit: perIp('refresh', limits.refreshPerIp, MINUTE) },
       schema: {
         tags: ['auth'],
+        operationId: 'refresh',
         summary: 'Rotate a refresh token for a new pair (body token, or refresh cookie + X-CSRF-Token)',
+        security: publicRoute,
+        headers: CsrfHeadersSchema,
         body: RefreshBodySchema,
-        response: { 200: TokenResponseSchema, ...errorResponses(400, 401, 403, 413, 415, 429, 503) },
+        response: {
+          200: tokensIssued('A new token pair in the same session'),
+          ...errorResponses(400, 413, 415, 429, 503),
+          401: errorResponse(401, 'REFRESH_TOKEN_INVALID, or REFRESH_TOKEN_REUSED (the session is then revoked)'),
+          403: errorResponse(403, 'CSRF_FAILED: the refresh cookie without a matching X-CSRF-Token'),
+        },
       },
     },
     async (request, reply) => {
@@ -94,9 +129,22 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
       preValidation: optionalBody,
       schema: {
         tags: ['auth'],
+        operationId: 'logout',
         summary: 'End the session of the presented credential (refresh token, access token, or cookies); idempotent',
+        description:
+          'Send a refresh token in the body, or an access token as Bearer, or the cookies (then X-CSRF-Token). ' +
+          'Expired or already revoked credentials still answer 204.',
+        security: publicRoute,
+        headers: CsrfHeadersSchema,
         body: LogoutBodySchema,
-        response: { 204: Type.Null(), ...errorResponses(400, 401, 403, 413, 415, 503) },
+        response: {
+          204: noContent('Logged out (or already logged out); the session cookies are cleared', {
+            ...setCookieHeader('Clears the access, refresh and csrf cookies'),
+          }),
+          ...errorResponses(400, 413, 415, 503),
+          401: errorResponse(401, 'TOKEN_MISSING (no credential at all), or TOKEN_INVALID (a forged access token)'),
+          403: errorResponse(403, 'CSRF_FAILED: a cookie credential without a matching X-CSRF-Token'),
+        },
       },
     },
     async (request, reply) => {
@@ -133,10 +181,17 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
       onRequest: app.authenticate,
       schema: {
         tags: ['auth'],
+        operationId: 'changePassword',
         summary: 'Change the password; every other session is revoked, this one stays',
         security: bearerOrCookie,
+        headers: CsrfHeadersSchema,
         body: PasswordChangeBodySchema,
-        response: { 204: Type.Null(), ...errorResponses(400, 401, 403, 413, 415, 429, 503) },
+        response: {
+          204: noContent('Password changed; every other session of the caller is revoked'),
+          ...errorResponses(403, 413, 415, 429, 503),
+          400: errorResponse(400, 'VALIDATION_FAILED, or PASSWORD_TOO_WEAK'),
+          401: errorResponse(401, 'INVALID_CREDENTIALS (wrong currentPassword), or the access token was refused'),
+        },
       },
     },
     async (request, reply) => {

@@ -1,5 +1,7 @@
 // Request and response schemas of the token-issuing routes.
 import { type Static, Type } from '@sinclair/typebox';
+import { optionalBodySchema } from '../../lib/trim-body.js';
+import { ref } from '../common.schemas.js';
 import { UserSchema } from '../users/users.schemas.js';
 
 export const EmailSchema = Type.String({
@@ -35,36 +37,43 @@ export const LoginBodySchema = Type.Object(
 );
 export type LoginBody = Static<typeof LoginBodySchema>;
 
-export const TokenResponseSchema = Type.Object({
-  accessToken: Type.Optional(Type.String({ description: 'Absent with the cookie transport' })),
-  tokenType: Type.Literal('Bearer'),
-  expiresIn: Type.Integer({ description: 'Access token lifetime, seconds' }),
-  refreshToken: Type.Optional(Type.String({ description: 'Absent with the cookie transport' })),
-  refreshExpiresIn: Type.Integer({ description: 'Refresh token lifetime, seconds' }),
-  csrfToken: Type.Optional(
-    Type.String({ description: 'Cookie transport only: the csrf cookie value, to send as X-CSRF-Token' }),
-  ),
-  user: UserSchema,
-});
+export const TokenResponseSchema = Type.Object(
+  {
+    accessToken: Type.Optional(Type.String({ description: 'Absent with the cookie transport' })),
+    tokenType: Type.Literal('Bearer'),
+    expiresIn: Type.Integer({ description: 'Access token lifetime, seconds' }),
+    refreshToken: Type.Optional(Type.String({ description: 'Absent with the cookie transport' })),
+    refreshExpiresIn: Type.Integer({ description: 'Refresh token lifetime, seconds' }),
+    csrfToken: Type.Optional(
+      Type.String({ description: 'Cookie transport only: the csrf cookie value, to send as X-CSRF-Token' }),
+    ),
+    user: ref(UserSchema),
+  },
+  { $id: 'TokenResponse', description: 'A new token pair; with the cookie transport, the tokens are in cookies' },
+);
 export type TokenResponse = Static<typeof TokenResponseSchema>;
 
 const RefreshTokenSchema = Type.String({ minLength: 1, maxLength: 512 });
 
-export const RefreshBodySchema = Type.Object(
-  {
-    refreshToken: Type.Optional({
-      ...RefreshTokenSchema,
-      description: 'Else the refresh cookie (then X-CSRF-Token is required)',
-    }),
-    transport: Type.Optional(TransportSchema),
-  },
-  { additionalProperties: false, description: 'May be omitted when the refresh cookie is sent' },
+export const RefreshBodySchema = optionalBodySchema(
+  Type.Object(
+    {
+      refreshToken: Type.Optional({
+        ...RefreshTokenSchema,
+        description: 'Else the refresh cookie (then X-CSRF-Token is required)',
+      }),
+      transport: Type.Optional(TransportSchema),
+    },
+    { additionalProperties: false, description: 'May be omitted when the refresh cookie is sent' },
+  ),
 );
 export type RefreshBody = Static<typeof RefreshBodySchema>;
 
-export const LogoutBodySchema = Type.Object(
-  { refreshToken: Type.Optional(RefreshTokenSchema) },
-  { additionalProperties: false, description: 'May be omitted when an access token or the refresh cookie is sent' },
+export const LogoutBodySchema = optionalBodySchema(
+  Type.Object(
+    { refreshToken: Type.Optional(RefreshTokenSchema) },
+    { additionalProperties: false, description: 'May be omitted when an access token or the refresh cookie is sent' },
+  ),
 );
 export type LogoutBody = Static<typeof LogoutBodySchema>;
 

@@ -1,13 +1,7 @@
 // Liveness and readiness: ready only while Postgres and Redis (or their embedded stand-ins) answer.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { type Static, Type } from '@sinclair/typebox';
-
-const CheckSchema = Type.Union([Type.Literal('ok'), Type.Literal('down')]);
-const ReadySchema = Type.Object({
-  status: Type.Union([Type.Literal('ok'), Type.Literal('unavailable')]),
-  checks: Type.Object({ postgres: CheckSchema, redis: CheckSchema }),
-});
-type Ready = Static<typeof ReadySchema>;
+import { jsonResponse, publicRoute, ref } from '../common.schemas.js';
+import { LiveSchema, type Ready, ReadySchema } from './health.schemas.js';
 
 const PROBE_TIMEOUT_MS = 1_500;
 
@@ -32,8 +26,10 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       schema: {
         tags: ['health'],
+        operationId: 'live',
         summary: 'The process is up',
-        response: { 200: Type.Object({ status: Type.Literal('ok') }) },
+        security: publicRoute,
+        response: { 200: jsonResponse('The process is up (whatever its dependencies)', ref(LiveSchema)) },
       },
     },
     async () => ({ status: 'ok' as const }),
@@ -44,8 +40,13 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       schema: {
         tags: ['health'],
+        operationId: 'ready',
         summary: 'Postgres and Redis answer (503 names the one that does not)',
-        response: { 200: ReadySchema, 503: ReadySchema },
+        security: publicRoute,
+        response: {
+          200: jsonResponse('Postgres and Redis answer', ref(ReadySchema)),
+          503: jsonResponse('A dependency is down: `checks` names it', ref(ReadySchema)),
+        },
       },
     },
     async (request, reply) => {

@@ -1,18 +1,8 @@
 // The JWKS: public members of every published signing key, for offline verification by resource servers.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-
-const JwkSchema = Type.Object({
-  kty: Type.String(),
-  kid: Type.String({ description: 'RFC 7638 thumbprint' }),
-  use: Type.Literal('sig'),
-  alg: Type.String(),
-  n: Type.Optional(Type.String()),
-  e: Type.Optional(Type.String()),
-  crv: Type.Optional(Type.String()),
-  x: Type.Optional(Type.String()),
-  y: Type.Optional(Type.String()),
-});
+import { jsonResponse, publicRoute, ref } from '../common.schemas.js';
+import { JwkSetSchema } from './jwks.schemas.js';
 
 const jwksRoutes: FastifyPluginAsyncTypebox = async (app) => {
   // Computed once: the key ring is fixed for the life of the instance.
@@ -24,8 +14,14 @@ const jwksRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       schema: {
         tags: ['keys'],
+        operationId: 'getJwks',
         summary: 'Public keys that verify our access tokens',
-        response: { 200: Type.Object({ keys: Type.Array(JwkSchema) }) },
+        security: publicRoute,
+        response: {
+          200: jsonResponse('The JWK Set of every published signing key', ref(JwkSetSchema), {
+            'Cache-Control': Type.String({ description: 'public, max-age=<seconds>' }),
+          }),
+        },
       },
     },
     async (_request, reply) => reply.header('cache-control', cacheControl).send(jwks),

@@ -1,9 +1,19 @@
 // The caller's sessions: list, revoke one, revoke all.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { Type } from '@sinclair/typebox';
 import { requestContext } from '../../lib/request-context.js';
 import { principalOf } from '../../plugins/authenticate.js';
-import { bearerOrCookie, errorResponses, IdParamsSchema, PageQuerySchema } from '../common.schemas.js';
+import {
+  bearerOrCookie,
+  CsrfHeadersSchema,
+  errorResponse,
+  errorResponses,
+  IdParamsSchema,
+  jsonResponse,
+  noContent,
+  PageQuerySchema,
+  ref,
+  setCookieHeader,
+} from '../common.schemas.js';
 import { SessionListSchema } from './sessions.schemas.js';
 
 const sessionsRoutes: FastifyPluginAsyncTypebox = async (app) => {
@@ -15,10 +25,18 @@ const sessionsRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       schema: {
         tags: ['sessions'],
+        operationId: 'logoutAll',
         summary: "Revoke every session of the caller; all the caller's access tokens are rejected at once",
         security: bearerOrCookie,
+        headers: CsrfHeadersSchema,
         // No body is read, but a malformed or oversized one is still refused before the handler.
-        response: { 204: Type.Null(), ...errorResponses(400, 401, 403, 413, 415, 503) },
+        response: {
+          204: noContent('Every session of the caller is revoked; the session cookies are cleared', {
+            ...setCookieHeader('Clears the access, refresh and csrf cookies'),
+          }),
+          ...errorResponses(401, 403, 413, 415, 503),
+          400: errorResponse(400, 'VALIDATION_FAILED: a malformed JSON body (none is needed)'),
+        },
       },
     },
     async (request, reply) => {
@@ -33,10 +51,14 @@ const sessionsRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       schema: {
         tags: ['sessions'],
+        operationId: 'listSessions',
         summary: "The caller's live sessions, newest first",
         security: bearerOrCookie,
         querystring: PageQuerySchema,
-        response: { 200: SessionListSchema, ...errorResponses(400, 401, 503) },
+        response: {
+          200: jsonResponse("A page of the caller's live sessions", ref(SessionListSchema)),
+          ...errorResponses(400, 401, 503),
+        },
       },
     },
     async (request) => sessions.list(principalOf(request), request.query),
@@ -47,10 +69,16 @@ const sessionsRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       schema: {
         tags: ['sessions'],
+        operationId: 'revokeSession',
         summary: "Revoke one of the caller's sessions (404 for anyone else's)",
         security: bearerOrCookie,
+        headers: CsrfHeadersSchema,
         params: IdParamsSchema,
-        response: { 204: Type.Null(), ...errorResponses(400, 401, 403, 404, 503) },
+        response: {
+          204: noContent('The session is revoked, with its access tokens'),
+          ...errorResponses(400, 401, 403, 503),
+          404: errorResponse(404, 'NOT_FOUND: no such live session of the caller'),
+        },
       },
     },
     async (request, reply) => {

@@ -1,10 +1,19 @@
 // User routes: the caller's own profile and events, and administration behind permissions.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { Type } from '@sinclair/typebox';
 import { requestContext } from '../../lib/request-context.js';
 import { principalOf } from '../../plugins/authenticate.js';
 import { assertPermission } from '../../plugins/authorize.js';
-import { bearerOrCookie, errorResponses, IdParamsSchema, PageQuerySchema } from '../common.schemas.js';
+import {
+  bearerOrCookie,
+  CsrfHeadersSchema,
+  errorResponse,
+  errorResponses,
+  IdParamsSchema,
+  jsonResponse,
+  noContent,
+  PageQuerySchema,
+  ref,
+} from '../common.schemas.js';
 import { SecurityEventListSchema } from '../security-events/security-events.schemas.js';
 import { RolesBodySchema, UserEnvelopeSchema, UserListSchema } from './users.schemas.js';
 
@@ -17,9 +26,10 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       schema: {
         tags: ['users'],
+        operationId: 'getMe',
         summary: 'The caller',
         security: bearerOrCookie,
-        response: { 200: UserEnvelopeSchema, ...errorResponses(401, 503) },
+        response: { 200: jsonResponse('The caller', ref(UserEnvelopeSchema)), ...errorResponses(401, 503) },
       },
     },
     async (request) => ({ user: await users.me(principalOf(request).userId) }),
@@ -30,10 +40,14 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       schema: {
         tags: ['users'],
+        operationId: 'listMyEvents',
         summary: "The caller's security events, newest first",
         security: bearerOrCookie,
         querystring: PageQuerySchema,
-        response: { 200: SecurityEventListSchema, ...errorResponses(400, 401, 503) },
+        response: {
+          200: jsonResponse("A page of the caller's security events", ref(SecurityEventListSchema)),
+          ...errorResponses(400, 401, 503),
+        },
       },
     },
     async (request) => users.events(principalOf(request).userId, request.query),
@@ -45,10 +59,16 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (app) => {
       config: { permission: 'users:read' },
       schema: {
         tags: ['users'],
+        operationId: 'listUsers',
         summary: 'All users, oldest first',
+        description: 'Requires the `users:read` permission.',
         security: bearerOrCookie,
         querystring: PageQuerySchema,
-        response: { 200: UserListSchema, ...errorResponses(400, 401, 403, 503) },
+        response: {
+          200: jsonResponse('A page of users', ref(UserListSchema)),
+          ...errorResponses(400, 401, 503),
+          403: errorResponse(403, 'FORBIDDEN: the caller lacks `users:read`'),
+        },
       },
     },
     async (request) => users.list(request.query),
@@ -59,12 +79,18 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       schema: {
         tags: ['users'],
+        operationId: 'getUser',
         summary: 'One user',
         description: 'Requires the `users:read` permission, except for the caller itself.',
         'x-permission': 'users:read (or self)',
         security: bearerOrCookie,
         params: IdParamsSchema,
-        response: { 200: UserEnvelopeSchema, ...errorResponses(400, 401, 403, 404, 503) },
+        response: {
+          200: jsonResponse('The user', ref(UserEnvelopeSchema)),
+          ...errorResponses(400, 401, 503),
+          403: errorResponse(403, "FORBIDDEN: another user's record without `users:read`"),
+          404: errorResponse(404, 'NOT_FOUND: no such user'),
+        },
       },
     },
     async (request) => {
@@ -80,11 +106,19 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (app) => {
       config: { permission: 'users:manage' },
       schema: {
         tags: ['users'],
+        operationId: 'setUserRoles',
         summary: "Replace a user's roles; the user's older access tokens are rejected at once",
+        description: 'Requires the `users:manage` permission.',
         security: bearerOrCookie,
+        headers: CsrfHeadersSchema,
         params: IdParamsSchema,
         body: RolesBodySchema,
-        response: { 200: UserEnvelopeSchema, ...errorResponses(400, 401, 403, 404, 409, 413, 415, 503) },
+        response: {
+          200: jsonResponse('The user with its new roles', ref(UserEnvelopeSchema)),
+          ...errorResponses(400, 401, 403, 413, 415, 503),
+          404: errorResponse(404, 'NOT_FOUND: no such user'),
+          409: errorResponse(409, 'LAST_ADMIN: the change would leave no admin'),
+        },
       },
     },
     async (request) => {
@@ -100,10 +134,18 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (app) => {
       config: { permission: 'users:manage' },
       schema: {
         tags: ['users'],
+        operationId: 'deleteUser',
         summary: 'Delete a user and all its sessions (its security events are kept)',
+        description: 'Requires the `users:manage` permission.',
         security: bearerOrCookie,
+        headers: CsrfHeadersSchema,
         params: IdParamsSchema,
-        response: { 204: Type.Null(), ...errorResponses(400, 401, 403, 404, 409, 503) },
+        response: {
+          204: noContent('The user is deleted and all its sessions revoked'),
+          ...errorResponses(400, 401, 403, 503),
+          404: errorResponse(404, 'NOT_FOUND: no such user'),
+          409: errorResponse(409, 'LAST_ADMIN: the user is the last admin'),
+        },
       },
     },
     async (request, reply) => {
