@@ -3,6 +3,7 @@
 import fp from 'fastify-plugin';
 import { TokenResponseSchema } from './auth/auth.schemas.js';
 import { ErrorSchema } from './common.schemas.js';
+import { DiscoverySchema } from './discovery/discovery.schemas.js';
 import { LiveSchema, ReadySchema } from './health/health.schemas.js';
 import { JwkSchema, JwkSetSchema } from './jwks/jwks.schemas.js';
 import { RevocationFeedSchema, RevocationSchema } from './revocations/revocations.schemas.js';
@@ -22,6 +23,7 @@ export const componentSchemas = [
   SecurityEventListSchema,
   JwkSchema,
   JwkSetSchema,
+  DiscoverySchema,
   RevocationSchema,
   RevocationFeedSchema,
   LiveSchema,

@@ -49,6 +49,7 @@ const PUBLIC = [
   'POST /auth/refresh',
   'POST /auth/logout',
   'GET /.well-known/jwks.json',
+  'GET /.well-known/openid-configuration',
   'GET /health/live',
   'GET /health/ready',
 ];
@@ -80,6 +81,7 @@ t.test('every operation has the agreed operationId', async (t) => {
     'PUT /users/{id}/roles': 'setUserRoles',
     'DELETE /users/{id}': 'deleteUser',
     'GET /.well-known/jwks.json': 'getJwks',
+    'GET /.well-known/openid-configuration': 'getDiscoveryDocument',
     'GET /health/live': 'live',
     'GET /health/ready': 'ready',
     'GET /auth/revocations': 'listRevocations',

@@ -4,27 +4,9 @@
 // the issuer and jwks_uri (jose, openid-client's discovery()) work; a strict OpenID provider validator will say,
 // truthfully, that this is not one.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { type Static, Type } from '@sinclair/typebox';
-
-export const DiscoverySchema = Type.Object({
-  issuer: Type.String({ description: 'The `iss` of every access token; equal to ISSUER' }),
-  jwks_uri: Type.String({ description: 'The public keys that verify access tokens' }),
-  response_types_supported: Type.Array(Type.String(), {
-    description: 'Required by RFC 8414; empty: there is no OAuth authorization endpoint',
-  }),
-  access_token_signing_alg_values_supported: Type.Array(Type.String(), {
-    description: 'Extension: the one JWS algorithm (JWT_ALG) access tokens (typ at+jwt, RFC 9068) are signed with',
-  }),
-  revocation_feed_endpoint: Type.Optional(
-    Type.String({
-      description:
-        'Extension, present only when REVOCATION_FEED_TOKEN is set: GET ?since=<cursor> with that token as Bearer, ' +
-        'live deny-list entries for resource servers (not the RFC 7009 revocation endpoint)',
-    }),
-  ),
-  service_documentation: Type.String({ description: 'The OpenAPI document rendered by Swagger UI' }),
-});
-export type Discovery = Static<typeof DiscoverySchema>;
+import { Type } from '@sinclair/typebox';
+import { jsonResponse, publicRoute, ref } from '../common.schemas.js';
+import { type Discovery, DiscoverySchema } from './discovery.schemas.js';
 
 const discoveryRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { issuer, jwtAlgorithm, revocationFeedToken, jwksMaxAge } = app.config;
@@ -47,7 +29,12 @@ const discoveryRoutes: FastifyPluginAsyncTypebox = async (app) => {
         operationId: 'getDiscoveryDocument',
         tags: ['keys'],
         summary: 'Issuer metadata: jwks_uri, the signing algorithm, the revocation feed',
-        response: { 200: DiscoverySchema },
+        security: publicRoute,
+        response: {
+          200: jsonResponse('What this issuer publishes, in RFC 8414 field names', ref(DiscoverySchema), {
+            'Cache-Control': Type.String({ description: 'public, max-age=<seconds>' }),
+          }),
+        },
       },
     },
     async (_request, reply) => reply.header('cache-control', cacheControl).send(document),
