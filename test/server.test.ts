@@ -1,5 +1,6 @@
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import t, { type Test } from 'tap';
@@ -132,5 +133,34 @@ t.test('SIGTERM: an in-flight request completes normally', async (t) => {
   t.ok(
     server.output().indexOf('shutting down') < server.output().indexOf('request completed'),
     'the signal arrived before the request completed',
+  );
+});
+
+t.test('logs: JSON off a terminal, the migration run reported, health probes not logged at info', async (t) => {
+  const server = await startServer(t, {});
+  for (const url of ['/health/live', '/health/ready', '/.well-known/jwks.json']) {
+    t.equal((await request(server.port, 'GET', url)).statusCode, 200, `${url} answers`);
+  }
+  server.child.kill('SIGTERM');
+  await server.exited;
+
+  const lines = server
+    .output()
+    .split('\n')
+    .filter((line) => line.trim() !== '');
+  const entries = lines.map((line) => JSON.parse(line) as { msg?: string; applied?: number; req?: { url?: string } });
+  t.ok(lines.length > 0, 'stdout is not a terminal: every line is JSON');
+
+  const journal = JSON.parse(await readFile(path.join(repoRoot, 'migrations/meta/_journal.json'), 'utf8')) as {
+    entries: unknown[];
+  };
+  const migrated = entries.find((entry) => entry.msg?.startsWith('database migrated'));
+  t.equal(migrated?.applied, journal.entries.length, 'a fresh database: every migration applied, and said so');
+
+  const urls = entries.flatMap((entry) => (entry.req?.url ? [entry.req.url] : []));
+  t.ok(urls.includes('/.well-known/jwks.json'), 'ordinary requests are logged');
+  t.notOk(
+    urls.some((url) => url.startsWith('/health/')),
+    'health probes are not',
   );
 });
