@@ -1,8 +1,9 @@
-import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
+import { stripVTControlCharacters } from 'node:util';
 import t, { type Test } from 'tap';
 import { makeKeysDir } from './helpers/app.js';
 import { createTestDatabase } from './helpers/database.js';
@@ -164,3 +165,79 @@ t.test('logs: JSON off a terminal, the migration run reported, health probes not
     'health probes are not',
   );
 });
+
+// util-linux script(1) runs a command on a pseudo-terminal: the one way to give the server a real TTY here.
+const hasScript = process.platform === 'linux' && spawnSync('script', ['--version']).status === 0;
+
+t.test(
+  'on a terminal, outside production, the logs are pretty-printed',
+  { skip: hasScript ? false : 'needs util-linux script(1) for a pseudo-terminal' },
+  async (t) => {
+    const servers = await testServers();
+    const database = await createTestDatabase(servers.databaseUrl);
+    t.teardown(() => database.drop());
+    const redisKeyPrefix = `test:server:${randomBytes(6).toString('hex')}:`;
+    const port = await freePort();
+    // `exec` keeps the shell's pid, printed first, for the server: the signal goes to it, not to script(1).
+    const command = `echo PID=$$; exec '${process.execPath}' --import tsx src/server.ts`;
+    const child = spawn('script', ['-qfec', command, '/dev/null'], {
+      cwd: repoRoot,
+      env: {
+        PATH: process.env.PATH ?? '',
+        HOME: process.env.HOME ?? '',
+        NODE_ENV: 'test',
+        LOG_LEVEL: 'info',
+        PORT: String(port),
+        HOST: '127.0.0.1',
+        DATABASE_URL: database.url,
+        REDIS_URL: servers.redisUrl,
+        REDIS_KEY_PREFIX: redisKeyPrefix,
+        KEYS_DIR: await makeKeysDir(t),
+        RATE_LIMIT_ENABLED: 'false',
+        PRUNE_INTERVAL: '0',
+      },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let output = '';
+    const collect = (chunk: Buffer) => {
+      output += chunk;
+    };
+    child.stdout.on('data', collect);
+    child.stderr.on('data', collect);
+    const exited = new Promise((resolve) => child.on('exit', resolve));
+    let serverPid: number | undefined;
+    t.teardown(async () => {
+      try {
+        if (serverPid !== undefined) process.kill(serverPid, 'SIGKILL');
+      } catch {
+        // Already gone.
+      }
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
+      const { Redis } = await import('ioredis');
+      const redis = new Redis(servers.redisUrl);
+      const keys = await redis.keys(`${redisKeyPrefix}*`);
+      if (keys.length > 0) await redis.del(...keys);
+      await redis.quit();
+    });
+
+    const deadline = Date.now() + 30_000;
+    while (!/Server listening/.test(output)) {
+      if (child.exitCode !== null) throw new Error(`server exited early:\n${output}`);
+      if (Date.now() > deadline) throw new Error(`server did not listen within 30 s:\n${output}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    serverPid = Number(/PID=(\d+)/.exec(output)?.[1]);
+    t.equal((await request(port, 'GET', '/.well-known/jwks.json')).statusCode, 200);
+    process.kill(serverPid, 'SIGTERM');
+    await exited;
+    serverPid = undefined;
+
+    const text = stripVTControlCharacters(output);
+    t.match(text, /INFO: Server listening at http:\/\/127\.0\.0\.1:\d+/, 'a readable line per message');
+    t.match(text, /INFO: database migrated: \d+ migration\(s\) applied/, 'the migration run is reported');
+    t.match(text, /INFO: request completed\s+reqId: "/, 'fields on their own lines below it');
+    t.match(text, /INFO: shutting down/);
+    t.notMatch(text, /^\{"level"/m, 'no JSON lines');
+  },
+);
