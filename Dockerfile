@@ -1,7 +1,9 @@
 # syntax=docker/dockerfile:1
 # Auth service image: compile with dev dependencies, then run dist/ with production dependencies as a non-root user.
+# Node 24 is the Active LTS line (supported until April 2028); package.json's engines (>= 20) stays the floor.
+ARG NODE_IMAGE=node:24-slim
 
-FROM node:20-slim AS build
+FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -9,7 +11,7 @@ COPY tsconfig.json ./
 COPY src ./src
 RUN npm run build && npm prune --omit=dev --no-audit --no-fund
 
-FROM node:20-slim
+FROM ${NODE_IMAGE}
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
     PORT=3000 \

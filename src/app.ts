@@ -72,9 +72,21 @@ export const HTTP_TIMEOUTS: HttpTimeouts = {
 
 export const BODY_LIMIT_BYTES = 16 * 1024;
 
-export function loggerOptions(config: Config): FastifyServerOptions['logger'] {
+/**
+ * The server's logger: JSON lines, or with `pretty` (the real server on a terminal, outside production) readable
+ * lines through pino-pretty in a worker thread. Redaction and serializers apply to both.
+ */
+export function loggerOptions(config: Config, options: { pretty?: boolean } = {}): FastifyServerOptions['logger'] {
   return {
     level: config.logLevel,
+    ...(options.pretty
+      ? {
+          transport: {
+            target: 'pino-pretty',
+            options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname', singleLine: false },
+          },
+        }
+      : {}),
     redact: {
       paths: [
         'req.headers.authorization',

@@ -22,11 +22,8 @@ export const EnvSchema = Type.Object({
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'a redis:// or rediss:// URL' })),
   REDIS_KEY_PREFIX: Type.String({ default: 'auth:' }),
   KEYS_DIR: Type.String({ minLength: 1, default: 'keys' }),
-  ISSUER: Type.String({
-    pattern: '^https?://[^\\s]+$',
-    default: 'http://localhost:3000',
-    description: 'an http(s) URL',
-  }),
+  // Unset: http://localhost:<PORT>, so a development server on another port issues tokens naming itself.
+  ISSUER: Type.Optional(Type.String({ pattern: '^https?://[^\\s]+$', description: 'an http(s) URL' })),
   AUDIENCE: Type.Optional(Type.String({ minLength: 1 })),
   JWT_ALG: Type.Union([Type.Literal('RS256'), Type.Literal('ES256'), Type.Literal('EdDSA')], { default: 'RS256' }),
   ACCESS_TOKEN_TTL: Seconds(900),
@@ -167,6 +164,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     check('ACCESS_TOKEN_TTL', env.ACCESS_TOKEN_TTL < env.REFRESH_TOKEN_TTL, 'must be shorter than REFRESH_TOKEN_TTL');
   }
 
+  const issuer = env.ISSUER ?? `http://localhost:${env.PORT}`;
   const isProduction = env.NODE_ENV === 'production';
   if (isProduction) {
     // Embedded stores are single-process and insecure cookies are for plain-HTTP development only.
@@ -187,8 +185,8 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     redisUrl: env.REDIS_URL,
     redisKeyPrefix: env.REDIS_KEY_PREFIX,
     keysDir: env.KEYS_DIR,
-    issuer: env.ISSUER,
-    audience: env.AUDIENCE ?? env.ISSUER,
+    issuer,
+    audience: env.AUDIENCE ?? issuer,
     jwtAlgorithm: env.JWT_ALG,
     accessTokenTtl: env.ACCESS_TOKEN_TTL,
     refreshTokenTtl: env.REFRESH_TOKEN_TTL,

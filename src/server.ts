@@ -6,12 +6,11 @@ import { loadConfigOrExit } from './lib/cli.js';
 
 async function main(): Promise<void> {
   const config = loadConfigOrExit();
+  // Readable lines for a developer at a terminal; JSON for everything else (production, pipes, log collectors).
+  const logger = loggerOptions(config, { pretty: process.stdout.isTTY === true && !config.isProduction });
 
-  const app = await buildApp(config).catch((error: unknown) => {
-    pino(loggerOptions(config) as pino.LoggerOptions).fatal(
-      { err: error },
-      `start failed: ${(error as Error).message}`,
-    );
+  const app = await buildApp(config, { logger }).catch((error: unknown) => {
+    pino(logger as pino.LoggerOptions).fatal({ err: error }, `start failed: ${(error as Error).message}`);
     process.exit(1);
   });
 

@@ -227,6 +227,22 @@ t.test('AUDIENCE defaults to ISSUER', async (t) => {
   t.equal(explicit.audience, 'https://api.example.com');
 });
 
+t.test('ISSUER defaults to http://localhost on the configured PORT', async (t) => {
+  const onPort = loadConfig({ PORT: '4123' });
+  t.equal(onPort.issuer, 'http://localhost:4123', 'the port the server actually listens on');
+  t.equal(onPort.audience, 'http://localhost:4123', 'and AUDIENCE follows it');
+  t.equal(loadConfig({ PORT: '' }).issuer, 'http://localhost:3000', 'an empty PORT falls back to 3000');
+  t.equal(loadConfig({ ISSUER: '' }).issuer, 'http://localhost:3000', 'an empty ISSUER counts as unset');
+
+  const explicit = loadConfig({ PORT: '4123', ISSUER: 'https://auth.example.com' });
+  t.equal(explicit.issuer, 'https://auth.example.com', 'a set ISSUER wins over the port');
+  t.equal(explicit.audience, 'https://auth.example.com');
+
+  const bad = problemsOf({ PORT: '4123', ISSUER: 'ftp://auth.example.com' });
+  t.equal(bad.length, 1, 'a bad ISSUER is still refused');
+  t.match(bad[0], /^ISSUER="ftp:\/\/auth\.example\.com": expected an http\(s\) URL/);
+});
+
 t.test('TRUST_PROXY: true, false, a hop count, or addresses/CIDRs', async (t) => {
   t.equal(loadConfig({}).trustProxy, false);
   t.equal(loadConfig({ TRUST_PROXY: 'true' }).trustProxy, true);

@@ -1,7 +1,9 @@
-import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
+import { stripVTControlCharacters } from 'node:util';
 import t, { type Test } from 'tap';
 import { makeKeysDir } from './helpers/app.js';
 import { createTestDatabase } from './helpers/database.js';
@@ -134,3 +136,108 @@ t.test('SIGTERM: an in-flight request completes normally', async (t) => {
     'the signal arrived before the request completed',
   );
 });
+
+t.test('logs: JSON off a terminal, the migration run reported, health probes not logged at info', async (t) => {
+  const server = await startServer(t, {});
+  for (const url of ['/health/live', '/health/ready', '/.well-known/jwks.json']) {
+    t.equal((await request(server.port, 'GET', url)).statusCode, 200, `${url} answers`);
+  }
+  server.child.kill('SIGTERM');
+  await server.exited;
+
+  const lines = server
+    .output()
+    .split('\n')
+    .filter((line) => line.trim() !== '');
+  const entries = lines.map((line) => JSON.parse(line) as { msg?: string; applied?: number; req?: { url?: string } });
+  t.ok(lines.length > 0, 'stdout is not a terminal: every line is JSON');
+
+  const journal = JSON.parse(await readFile(path.join(repoRoot, 'migrations/meta/_journal.json'), 'utf8')) as {
+    entries: unknown[];
+  };
+  const migrated = entries.find((entry) => entry.msg?.startsWith('database migrated'));
+  t.equal(migrated?.applied, journal.entries.length, 'a fresh database: every migration applied, and said so');
+
+  const urls = entries.flatMap((entry) => (entry.req?.url ? [entry.req.url] : []));
+  t.ok(urls.includes('/.well-known/jwks.json'), 'ordinary requests are logged');
+  t.notOk(
+    urls.some((url) => url.startsWith('/health/')),
+    'health probes are not',
+  );
+});
+
+// util-linux script(1) runs a command on a pseudo-terminal: the one way to give the server a real TTY here.
+const hasScript = process.platform === 'linux' && spawnSync('script', ['--version']).status === 0;
+
+t.test(
+  'on a terminal, outside production, the logs are pretty-printed',
+  { skip: hasScript ? false : 'needs util-linux script(1) for a pseudo-terminal' },
+  async (t) => {
+    const servers = await testServers();
+    const database = await createTestDatabase(servers.databaseUrl);
+    t.teardown(() => database.drop());
+    const redisKeyPrefix = `test:server:${randomBytes(6).toString('hex')}:`;
+    const port = await freePort();
+    // `exec` keeps the shell's pid, printed first, for the server: the signal goes to it, not to script(1).
+    const command = `echo PID=$$; exec '${process.execPath}' --import tsx src/server.ts`;
+    const child = spawn('script', ['-qfec', command, '/dev/null'], {
+      cwd: repoRoot,
+      env: {
+        PATH: process.env.PATH ?? '',
+        HOME: process.env.HOME ?? '',
+        NODE_ENV: 'test',
+        LOG_LEVEL: 'info',
+        PORT: String(port),
+        HOST: '127.0.0.1',
+        DATABASE_URL: database.url,
+        REDIS_URL: servers.redisUrl,
+        REDIS_KEY_PREFIX: redisKeyPrefix,
+        KEYS_DIR: await makeKeysDir(t),
+        RATE_LIMIT_ENABLED: 'false',
+        PRUNE_INTERVAL: '0',
+      },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let output = '';
+    const collect = (chunk: Buffer) => {
+      output += chunk;
+    };
+    child.stdout.on('data', collect);
+    child.stderr.on('data', collect);
+    const exited = new Promise((resolve) => child.on('exit', resolve));
+    let serverPid: number | undefined;
+    t.teardown(async () => {
+      try {
+        if (serverPid !== undefined) process.kill(serverPid, 'SIGKILL');
+      } catch {
+        // Already gone.
+      }
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
+      const { Redis } = await import('ioredis');
+      const redis = new Redis(servers.redisUrl);
+      const keys = await redis.keys(`${redisKeyPrefix}*`);
+      if (keys.length > 0) await redis.del(...keys);
+      await redis.quit();
+    });
+
+    const deadline = Date.now() + 30_000;
+    while (!/Server listening/.test(output)) {
+      if (child.exitCode !== null) throw new Error(`server exited early:\n${output}`);
+      if (Date.now() > deadline) throw new Error(`server did not listen within 30 s:\n${output}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    serverPid = Number(/PID=(\d+)/.exec(output)?.[1]);
+    t.equal((await request(port, 'GET', '/.well-known/jwks.json')).statusCode, 200);
+    process.kill(serverPid, 'SIGTERM');
+    await exited;
+    serverPid = undefined;
+
+    const text = stripVTControlCharacters(output);
+    t.match(text, /INFO: Server listening at http:\/\/127\.0\.0\.1:\d+/, 'a readable line per message');
+    t.match(text, /INFO: database migrated: \d+ migration\(s\) applied/, 'the migration run is reported');
+    t.match(text, /INFO: request completed\s+reqId: "/, 'fields on their own lines below it');
+    t.match(text, /INFO: shutting down/);
+    t.notMatch(text, /^\{"level"/m, 'no JSON lines');
+  },
+);

@@ -4,6 +4,7 @@ import { mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PGlite } from '@electric-sql/pglite';
+import { sql } from 'drizzle-orm';
 import { drizzle as drizzleNodePg } from 'drizzle-orm/node-postgres';
 import { migrate as migrateNodePg } from 'drizzle-orm/node-postgres/migrator';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
@@ -163,11 +164,32 @@ export async function openPglite(dataDir: string): Promise<DatabaseHandle> {
   };
 }
 
+/** What a migration run did: how many migrations it applied, and how many the database now has. */
+export interface MigrationResult {
+  applied: number;
+  total: number;
+}
+
+// drizzle's default bookkeeping table, the same for both drivers; absent before the first migration.
+const MIGRATIONS_TABLE = 'drizzle.__drizzle_migrations';
+
+type Query = (text: string) => Promise<{ rows: unknown[] }>;
+
+async function countMigrations(query: Query): Promise<number> {
+  const exists = await query(`SELECT to_regclass('${MIGRATIONS_TABLE}') IS NOT NULL AS present`);
+  if (!(exists.rows[0] as { present?: boolean } | undefined)?.present) return 0;
+  const counted = await query(`SELECT count(*)::int AS count FROM ${MIGRATIONS_TABLE}`);
+  return Number((counted.rows[0] as { count?: unknown } | undefined)?.count ?? 0);
+}
+
 /** Applies pending migrations. On Postgres, an advisory lock keeps concurrent instances from racing. */
-export async function migrateDatabase(handle: DatabaseHandle, databaseUrl?: string): Promise<void> {
+export async function migrateDatabase(handle: DatabaseHandle, databaseUrl?: string): Promise<MigrationResult> {
   if (handle.kind === 'pglite') {
+    const query: Query = async (text) => (await handle.db.execute(sql.raw(text))) as { rows: unknown[] };
+    const before = await countMigrations(query);
     await migratePglite(handle.db as never, { migrationsFolder });
-    return;
+    const total = await countMigrations(query);
+    return { applied: total - before, total };
   }
   // One dedicated connection, so the lock and the migration share a session.
   const client = new pg.Client({ connectionString: databaseUrl, connectionTimeoutMillis: 5_000 });
@@ -177,27 +199,32 @@ export async function migrateDatabase(handle: DatabaseHandle, databaseUrl?: stri
   await client.connect();
   try {
     await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_ID]);
+    // Counted under the lock, so a migration applied by a concurrent instance is not reported as ours.
+    const query: Query = (text) => client.query(text);
+    const before = await countMigrations(query);
     await migrateNodePg(drizzleNodePg(client), { migrationsFolder });
+    const total = await countMigrations(query);
+    return { applied: total - before, total };
   } finally {
     await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_ID]).catch(() => undefined);
     await client.end();
   }
 }
 
+/** Opens and migrates the database; `migrations` says what the migration run did. */
 export async function openDatabase(
   options: { databaseUrl: string | undefined; dataDir: string },
   onConnectionError: (error: Error) => void,
-): Promise<DatabaseHandle> {
+): Promise<DatabaseHandle & { migrations: MigrationResult }> {
   const handle = options.databaseUrl
     ? await openPostgres(options.databaseUrl, onConnectionError)
     : await openPglite(options.dataDir);
   try {
-    await migrateDatabase(handle, options.databaseUrl);
+    return { ...handle, migrations: await migrateDatabase(handle, options.databaseUrl) };
   } catch (error) {
     await handle.close().catch(() => undefined);
     throw error;
   }
-  return handle;
 }
 
 const connectionErrorCodes = new Set([

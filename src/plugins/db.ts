@@ -21,6 +21,9 @@ export default fp(
     const handle = await openDatabase({ databaseUrl, dataDir }, (error) =>
       app.log.warn({ err: error }, 'postgres connection lost'),
     );
+    const { applied, total } = handle.migrations;
+    if (applied > 0) app.log.info({ applied, total }, `database migrated: ${applied} migration(s) applied`);
+    else app.log.info({ applied, total }, 'database schema up to date');
     app.decorate('db', handle.db);
     app.decorate('database', { kind: handle.kind, ping: handle.ping });
     app.addHook('onClose', () => handle.close());

@@ -21,9 +21,12 @@ async function probe(check: () => Promise<void>): Promise<'ok' | 'down'> {
 }
 
 const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  // Probes arrive every few seconds: `logLevel: 'warn'` keeps their request lines (info) out of the log, while
+  // warnings ('not ready') and errors still appear.
   app.get(
     '/health/live',
     {
+      logLevel: 'warn',
       schema: {
         tags: ['health'],
         operationId: 'live',
@@ -38,6 +41,7 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/health/ready',
     {
+      logLevel: 'warn',
       schema: {
         tags: ['health'],
         operationId: 'ready',
