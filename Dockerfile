@@ -23,6 +23,9 @@ COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 # Applied at boot (under an advisory lock, so several instances can start together).
 COPY migrations ./migrations
+# The browser app at / and its client module (the web module refuses to boot without them).
+COPY web ./web
+COPY client ./client
 USER node
 EXPOSE 3000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
