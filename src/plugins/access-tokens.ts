@@ -1,6 +1,6 @@
 // Decorates `accessTokens`: signs access tokens with the active key, and the one verifier of their signature and claims,
-// both through @fastify/jwt (registered here, keys chosen by kid from our key ring).
-import fastifyJwt from '@fastify/jwt';
+// both through @fastify/jwt (one instance per key of our ring, chosen by kid).
+import fastifyJwt, { type JWT } from '@fastify/jwt';
 import fp from 'fastify-plugin';
 import { TokenExpired, TokenInvalid } from '../errors.js';
 import { uuidv7, uuidv7Time } from '../lib/ids.js';
@@ -49,78 +49,72 @@ const REQUIRED_CLAIMS = ['iss', 'aud', 'sub', 'iat', 'exp', 'jti', 'sid', 'roles
 // A compact JWS: three base64url segments. Anything else is rejected before any parsing.
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 
-/** What the plugin's verifier hands a key resolver (fast-jwt's decoded token); anything else finds no key. */
-interface DecodedToken {
-  header?: { kid?: unknown; alg?: unknown };
-}
-
 export default fp(
   async (app) => {
     const { keys, clock } = app;
-    const { issuer, audience, accessTokenTtl, jwtAlgorithm } = app.config;
+    const { issuer, audience, accessTokenTtl } = app.config;
 
-    // Only keys of our own set, chosen by kid, each with its one algorithm: never a key the token names (jku, x5u,
-    // embedded jwk), never another algorithm for a known key. Called with anything but a decoded token (the
-    // plugin's request.jwtVerify/reply.jwtSign forms, which we do not use), it finds no kid and refuses.
-    const keyOf = (decoded: DecodedToken) => {
-      const key = keys.find(decoded?.header?.kid);
-      if (!key) throw new Error('unknown kid');
-      if (decoded.header?.alg !== key.alg) throw new Error(`alg is not ${key.alg}, the algorithm of this key`);
-      return key;
+    // One @fastify/jwt per key of our ring, each with that key's own static `{ private, public }` and its options
+    // pinned to that key (its one algorithm, its kid): the plugin parses each key once and signs synchronously, and
+    // each has its own verified-token cache. Each lives in a scope of its own that holds no route, so the plugin's
+    // request.jwtVerify / reply.jwtSign (which would read the credential themselves, around the credential reader,
+    // CSRF and the deny-list) are reachable from nowhere: `authenticate` stays the one verifier.
+    const byKid = new Map<string, JWT>();
+    for (const key of keys.keys) {
+      await app.register(async (scope) => {
+        await scope.register(fastifyJwt, {
+          secret: { private: key.privateKeyPem, public: key.publicKeyPem },
+          sign: {
+            algorithm: key.alg,
+            kid: key.kid,
+            header: { alg: key.alg, typ: ACCESS_TOKEN_TYPE },
+            iss: issuer,
+            aud: audience,
+            // From the payload's iat, which is the injectable clock's.
+            expiresIn: accessTokenTtl,
+          },
+          verify: {
+            algorithms: [key.alg],
+            allowedIss: issuer,
+            allowedAud: audience,
+            // `at+jwt` and `application/at+jwt` (the plugin drops the prefix, case-insensitively).
+            checkTyp: ACCESS_TOKEN_TYPE,
+            requiredClaims: REQUIRED_CLAIMS,
+            // No extension is understood, so any `crit` is rejected.
+            allowedCritHeaders: [],
+            // Time claims are checked below against the injectable clock (with CLOCK_TOLERANCE), for precise codes:
+            // the plugin's clock is a fixed timestamp or Date.now().
+            ignoreExpiration: true,
+            ignoreNotBefore: true,
+            // Verified signatures and claims (not time checks) by token; rejections are not cached.
+            cache: 1_000,
+            errorCacheTTL: -1,
+          },
+        });
+        byKid.set(key.kid, scope.jwt);
+      });
+    }
+
+    /** The key's plugin instance by the token's kid: only keys of our own set, never one the token names. */
+    const jwtFor = (token: string): JWT | undefined => {
+      let kid: unknown;
+      try {
+        kid = JSON.parse(Buffer.from(token.slice(0, token.indexOf('.')), 'base64url').toString('utf8'))?.kid;
+      } catch {
+        return undefined;
+      }
+      return typeof kid === 'string' ? byKid.get(kid) : undefined;
     };
 
-    await app.register(fastifyJwt, {
-      secret: {
-        public: async (decoded: DecodedToken) => keyOf(decoded).publicKeyPem,
-        // `issue` passes the active key per token (so rotation needs no restart); a signature through any other
-        // path must name one of our kids.
-        private: async (decoded: DecodedToken) => keyOf(decoded).privateKeyPem,
-      },
-      sign: {
-        algorithm: jwtAlgorithm,
-        iss: issuer,
-        aud: audience,
-        expiresIn: accessTokenTtl,
-        header: { alg: jwtAlgorithm, typ: ACCESS_TOKEN_TYPE },
-      },
-      verify: {
-        algorithms: [jwtAlgorithm],
-        allowedIss: issuer,
-        allowedAud: audience,
-        // `at+jwt` and `application/at+jwt` (the plugin drops the prefix, case-insensitively).
-        checkTyp: ACCESS_TOKEN_TYPE,
-        requiredClaims: REQUIRED_CLAIMS,
-        // No extension is understood, so any `crit` is rejected.
-        allowedCritHeaders: [],
-        // Time claims are checked below against the injectable clock (with CLOCK_TOLERANCE), for precise codes:
-        // the plugin's clock is a fixed timestamp or Date.now().
-        ignoreExpiration: true,
-        ignoreNotBefore: true,
-        // Verified signatures (not time checks) by token; rejections are not cached.
-        cache: 1_000,
-        errorCacheTTL: -1,
-      },
-    });
-
     const toleranceMs = app.config.clockTolerance * 1000;
-    // With a key resolver the plugin's verifier answers with a promise (its type says a value).
-    const verifySignature = (token: string) => app.jwt.verify(token) as unknown as Promise<AccessTokenClaims>;
 
     const accessTokens: AccessTokens = {
       issue({ userId, sessionId, roles, tokenVersion }) {
         const nowMs = clock.now();
         const iat = Math.floor(nowMs / 1000);
-        const key = keys.active;
-        // iss, aud and exp (iat + ACCESS_TOKEN_TTL) come from the sign options.
-        const token = app.jwt.sign(
-          { sub: userId, iat, jti: uuidv7(nowMs), sid: sessionId, roles, ver: tokenVersion },
-          {
-            key: key.privateKeyPem,
-            kid: key.kid,
-            algorithm: key.alg,
-            header: { alg: key.alg, typ: ACCESS_TOKEN_TYPE },
-          },
-        );
+        const jwt = byKid.get(keys.active.kid) as JWT;
+        // iss, aud, exp (iat + ACCESS_TOKEN_TTL) and the header (alg, typ, kid) come from that key's sign options.
+        const token = jwt.sign({ sub: userId, iat, jti: uuidv7(nowMs), sid: sessionId, roles, ver: tokenVersion });
         return { token, expiresIn: accessTokenTtl };
       },
 
@@ -128,7 +122,9 @@ export default fp(
         if (!COMPACT_JWS.test(token)) throw new TokenInvalid();
         let claims: AccessTokenClaims;
         try {
-          claims = await verifySignature(token);
+          const jwt = jwtFor(token);
+          if (!jwt) throw new Error('unknown kid');
+          claims = jwt.verify<AccessTokenClaims>(token);
         } catch (error) {
           const reason = (error as { code?: string }).code ?? (error as Error).message;
           app.log.debug({ reason }, 'access token rejected');

@@ -1,6 +1,6 @@
-// access-tokens on @fastify/jwt: what the plugin signs (header, claims, the injectable clock), and that its other
-// entry points (request.jwtVerify, reply.jwtSign, a bare fastify.jwt.sign) are no second verifier or signer: the
-// key resolver answers only our own calls, so authenticate stays the one verifier.
+// access-tokens on @fastify/jwt: what the plugin signs (header, claims, the injectable clock), and that the plugin's
+// own entry points (fastify.jwt, request.jwtVerify, reply.jwtSign) reach no route: authenticate stays the one
+// verifier, issue the one signer.
 import Fastify from 'fastify';
 import t from 'tap';
 import { loadConfig } from '../../src/config.js';
@@ -23,21 +23,12 @@ t.teardown(() => app.close());
 await app.register(configPlugin, { config, clock });
 await app.register(keysPlugin);
 await app.register(accessTokensPlugin);
-// Routes that reach for the plugin's own request/reply helpers, as a future route might.
-app.get('/plugin-verify', async (request) => {
-  try {
-    return { verified: true, user: await request.jwtVerify() };
-  } catch (error) {
-    return { verified: false, error: (error as Error).message };
-  }
-});
-app.get('/plugin-sign', async (_request, reply) => {
-  try {
-    return { signed: true, token: await reply.jwtSign({ sub: 'someone' }) };
-  } catch (error) {
-    return { signed: false, error: (error as Error).message };
-  }
-});
+// A route registered next to the plugin, as any feature route is.
+app.get('/probe', async (request, reply) => ({
+  jwt: app.hasDecorator('jwt'),
+  jwtVerify: typeof (request as unknown as Record<string, unknown>).jwtVerify,
+  jwtSign: typeof (reply as unknown as Record<string, unknown>).jwtSign,
+}));
 await app.ready();
 
 const subject = { userId: 'user-1', sessionId: 'session-1', roles: ['user'], tokenVersion: 3 };
@@ -66,23 +57,10 @@ t.test('an issued token: our header, exactly our claims, times from the injectab
   t.equal(verified.claims.sub, 'user-1');
 });
 
-t.test("the plugin's request.jwtVerify is no second verifier: it finds no key, even for our own token", async (t) => {
-  const { token } = app.accessTokens.issue(subject);
-  t.equal((await app.accessTokens.verify(token)).claims.sub, 'user-1', 'control: the one verifier accepts it');
-  const response = await app.inject({ url: '/plugin-verify', headers: { authorization: `Bearer ${token}` } });
-  t.equal(response.statusCode, 200);
-  t.match(response.json(), { verified: false, error: 'unknown kid' }, 'refused: no key');
-  t.notOk(response.json().user);
-});
-
-t.test('no token is signed outside issue: reply.jwtSign and fastify.jwt.sign without our key refuse', async (t) => {
-  const response = await app.inject({ url: '/plugin-sign' });
-  t.match(response.json(), { signed: false, error: 'unknown kid' }, 'reply.jwtSign refused: no key');
-  t.notOk(response.json().token);
-  // The plugin's own signer (no per-token key, so no kid): its key resolver finds none.
-  await t.rejects(Promise.resolve(app.jwt.sign({ sub: 'someone' }) as unknown as Promise<string>), 'fastify.jwt.sign');
-  await t.rejects(
-    Promise.resolve(app.jwt.sign({ sub: 'someone' }, { kid: 'not-ours' }) as unknown as Promise<string>),
-    'fastify.jwt.sign under a kid not ours',
-  );
+t.test("the plugin's helpers reach no route: no fastify.jwt, request.jwtVerify or reply.jwtSign", async (t) => {
+  t.equal(app.hasDecorator('jwt'), false, 'no fastify.jwt on the app');
+  t.equal(app.hasRequestDecorator('jwtVerify'), false, 'no request.jwtVerify');
+  t.equal(app.hasReplyDecorator('jwtSign'), false, 'no reply.jwtSign');
+  const response = await app.inject({ url: '/probe' });
+  t.strictSame(response.json(), { jwt: false, jwtVerify: 'undefined', jwtSign: 'undefined' }, 'nor inside a route');
 });
