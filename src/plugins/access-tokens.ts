@@ -48,6 +48,7 @@ export const ACCESS_TOKEN_TYPE = 'at+jwt';
 const REQUIRED_CLAIMS = ['iss', 'aud', 'sub', 'iat', 'exp', 'jti', 'sid', 'roles', 'ver'];
 // A compact JWS: three base64url segments. Anything else is rejected before any parsing.
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+const HEADERS_REMEMBERED = 64;
 
 export default fp(
   async (app) => {
@@ -95,15 +96,23 @@ export default fp(
       });
     }
 
+    // Every token a key signs has the same header segment: which instance a segment names is remembered (a pure
+    // function of the segment, bounded; the instance still verifies the whole header), sparing a parse per request.
+    const byHeader = new Map<string, JWT>();
     /** The key's plugin instance by the token's kid: only keys of our own set, never one the token names. */
     const jwtFor = (token: string): JWT | undefined => {
+      const segment = token.slice(0, token.indexOf('.'));
+      const known = byHeader.get(segment);
+      if (known) return known;
       let kid: unknown;
       try {
-        kid = JSON.parse(Buffer.from(token.slice(0, token.indexOf('.')), 'base64url').toString('utf8'))?.kid;
+        kid = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'))?.kid;
       } catch {
         return undefined;
       }
-      return typeof kid === 'string' ? byKid.get(kid) : undefined;
+      const jwt = typeof kid === 'string' ? byKid.get(kid) : undefined;
+      if (jwt && byHeader.size < HEADERS_REMEMBERED) byHeader.set(segment, jwt);
+      return jwt;
     };
 
     const toleranceMs = app.config.clockTolerance * 1000;
