@@ -1,8 +1,8 @@
-// Decorates `accessTokens`: signs access tokens with the active key, and the one verifier of their signature and claims.
-import { createSigner, createVerifier, type TokenError } from 'fast-jwt';
+// Decorates `accessTokens`: signs access tokens with the active key, and the one verifier of their signature and claims,
+// both through @fastify/jwt (one instance per key of our ring, chosen by kid).
+import fastifyJwt, { type JWT } from '@fastify/jwt';
 import fp from 'fastify-plugin';
 import { TokenExpired, TokenInvalid } from '../errors.js';
-import type { SigningKey } from '../keys/key-ring.js';
 import { uuidv7, uuidv7Time } from '../lib/ids.js';
 
 /** The claims of our access tokens (RFC 9068 profile). */
@@ -48,75 +48,95 @@ export const ACCESS_TOKEN_TYPE = 'at+jwt';
 const REQUIRED_CLAIMS = ['iss', 'aud', 'sub', 'iat', 'exp', 'jti', 'sid', 'roles', 'ver'];
 // A compact JWS: three base64url segments. Anything else is rejected before any parsing.
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+const HEADERS_REMEMBERED = 64;
 
 export default fp(
   async (app) => {
     const { keys, clock } = app;
-    const { issuer, audience, accessTokenTtl, clockTolerance, jwtAlgorithm } = app.config;
-    // One signer per key, made when the key first signs: rotation switches keys without a restart.
-    const signers = new Map<string, (claims: AccessTokenClaims) => string>();
-    const signerFor = (key: SigningKey) => {
-      let signer = signers.get(key.kid);
-      if (!signer) {
-        signer = createSigner({
-          key: key.privateKeyPem,
-          algorithm: jwtAlgorithm,
-          kid: key.kid,
-          header: { alg: jwtAlgorithm, typ: ACCESS_TOKEN_TYPE },
+    const { issuer, audience, accessTokenTtl } = app.config;
+
+    // One @fastify/jwt per key of our ring, each with that key's own static `{ private, public }` and its options
+    // pinned to that key (its one algorithm, its kid): the plugin parses each key once and signs synchronously, and
+    // each has its own verified-token cache. Each lives in a scope of its own that holds no route, so the plugin's
+    // request.jwtVerify / reply.jwtSign (which would read the credential themselves, around the credential reader,
+    // CSRF and the deny-list) are reachable from nowhere: `authenticate` stays the one verifier.
+    const byKid = new Map<string, JWT>();
+    for (const key of keys.keys) {
+      await app.register(async (scope) => {
+        await scope.register(fastifyJwt, {
+          secret: { private: key.privateKeyPem, public: key.publicKeyPem },
+          sign: {
+            algorithm: key.alg,
+            kid: key.kid,
+            header: { alg: key.alg, typ: ACCESS_TOKEN_TYPE },
+            iss: issuer,
+            aud: audience,
+            // From the payload's iat, which is the injectable clock's.
+            expiresIn: accessTokenTtl,
+          },
+          verify: {
+            algorithms: [key.alg],
+            allowedIss: issuer,
+            allowedAud: audience,
+            // `at+jwt` and `application/at+jwt` (the plugin drops the prefix, case-insensitively).
+            checkTyp: ACCESS_TOKEN_TYPE,
+            requiredClaims: REQUIRED_CLAIMS,
+            // No extension is understood, so any `crit` is rejected.
+            allowedCritHeaders: [],
+            // Time claims are checked below against the injectable clock (with CLOCK_TOLERANCE), for precise codes:
+            // the plugin's clock is a fixed timestamp or Date.now().
+            ignoreExpiration: true,
+            ignoreNotBefore: true,
+            // Verified signatures and claims (not time checks) by token; rejections are not cached.
+            cache: 1_000,
+            errorCacheTTL: -1,
+          },
         });
-        signers.set(key.kid, signer);
+        byKid.set(key.kid, scope.jwt);
+      });
+    }
+
+    // Every token a key signs has the same header segment: which instance a segment names is remembered (a pure
+    // function of the segment, bounded; the instance still verifies the whole header), sparing a parse per request.
+    const byHeader = new Map<string, JWT>();
+    /** The key's plugin instance by the token's kid: only keys of our own set, never one the token names. */
+    const jwtFor = (token: string): JWT | undefined => {
+      const segment = token.slice(0, token.indexOf('.'));
+      const known = byHeader.get(segment);
+      if (known) return known;
+      let kid: unknown;
+      try {
+        kid = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'))?.kid;
+      } catch {
+        return undefined;
       }
-      return signer;
+      const jwt = typeof kid === 'string' ? byKid.get(kid) : undefined;
+      if (jwt && byHeader.size < HEADERS_REMEMBERED) byHeader.set(segment, jwt);
+      return jwt;
     };
 
-    const verifySignature = createVerifier({
-      // Only keys of our own set, chosen by kid: never one the token names (jku, x5u, embedded jwk).
-      key: async (decoded: { header: { kid?: unknown } }) => {
-        const key = keys.find(decoded.header.kid);
-        if (!key) throw new Error('unknown kid');
-        return key.publicKeyPem;
-      },
-      algorithms: [jwtAlgorithm],
-      allowedIss: issuer,
-      allowedAud: audience,
-      checkTyp: ACCESS_TOKEN_TYPE,
-      requiredClaims: REQUIRED_CLAIMS,
-      allowedCritHeaders: [],
-      // Time claims are checked below against the injectable clock, for precise codes.
-      ignoreExpiration: true,
-      ignoreNotBefore: true,
-      cache: 1_000,
-    });
-
-    const toleranceMs = clockTolerance * 1000;
+    const toleranceMs = app.config.clockTolerance * 1000;
 
     const accessTokens: AccessTokens = {
       issue({ userId, sessionId, roles, tokenVersion }) {
         const nowMs = clock.now();
         const iat = Math.floor(nowMs / 1000);
-        const exp = iat + accessTokenTtl;
-        const jti = uuidv7(nowMs);
-        const claims: AccessTokenClaims = {
-          iss: issuer,
-          aud: audience,
-          sub: userId,
-          iat,
-          exp,
-          jti,
-          sid: sessionId,
-          roles,
-          ver: tokenVersion,
-        };
-        return { token: signerFor(keys.active)(claims), expiresIn: accessTokenTtl };
+        const jwt = byKid.get(keys.active.kid) as JWT;
+        // iss, aud, exp (iat + ACCESS_TOKEN_TTL) and the header (alg, typ, kid) come from that key's sign options.
+        const token = jwt.sign({ sub: userId, iat, jti: uuidv7(nowMs), sid: sessionId, roles, ver: tokenVersion });
+        return { token, expiresIn: accessTokenTtl };
       },
 
       async verify(token, options = {}) {
         if (!COMPACT_JWS.test(token)) throw new TokenInvalid();
         let claims: AccessTokenClaims;
         try {
-          claims = (await verifySignature(token)) as AccessTokenClaims;
+          const jwt = jwtFor(token);
+          if (!jwt) throw new Error('unknown kid');
+          claims = jwt.verify<AccessTokenClaims>(token);
         } catch (error) {
-          app.log.debug({ reason: (error as TokenError).code ?? (error as Error).message }, 'access token rejected');
+          const reason = (error as { code?: string }).code ?? (error as Error).message;
+          app.log.debug({ reason }, 'access token rejected');
           throw new TokenInvalid();
         }
         const issuedAtMs = uuidv7Time(claims.jti);
