@@ -30,29 +30,55 @@ interface Server {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-async function startServer(t: Test, env: Record<string, string>): Promise<Server> {
+/**
+ * The environment of one server process on a database, Redis prefix and key folder of its own; `cleanup` drops the
+ * Redis keys (call it once the process is gone; the database and keys go in teardown).
+ */
+async function serverEnv(t: Test): Promise<{ port: number; env: Record<string, string>; cleanup(): Promise<void> }> {
   const servers = await testServers();
   const database = await createTestDatabase(servers.databaseUrl);
   t.teardown(() => database.drop());
   const redisKeyPrefix = `test:server:${randomBytes(6).toString('hex')}:`;
   const port = await freePort();
+  const env = {
+    PATH: process.env.PATH ?? '',
+    HOME: process.env.HOME ?? '',
+    NODE_ENV: 'test',
+    LOG_LEVEL: 'info',
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    DATABASE_URL: database.url,
+    REDIS_URL: servers.redisUrl,
+    REDIS_KEY_PREFIX: redisKeyPrefix,
+    KEYS_DIR: await makeKeysDir(t),
+    RATE_LIMIT_ENABLED: 'false',
+    PRUNE_INTERVAL: '0',
+  };
+  const cleanup = async () => {
+    const { Redis } = await import('ioredis');
+    const redis = new Redis(servers.redisUrl);
+    const keys = await redis.keys(`${redisKeyPrefix}*`);
+    if (keys.length > 0) await redis.del(...keys);
+    await redis.quit();
+  };
+  return { port, env, cleanup };
+}
+
+/** Waits (bounded) for the listening line. */
+async function listening(child: { exitCode: number | null }, output: () => string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (!/Server listening/.test(output())) {
+    if (child.exitCode !== null) throw new Error(`server exited early:\n${output()}`);
+    if (Date.now() > deadline) throw new Error(`server did not listen within 30 s:\n${output()}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+async function startServer(t: Test, extraEnv: Record<string, string>): Promise<Server> {
+  const { port, env, cleanup } = await serverEnv(t);
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
     cwd: repoRoot,
-    env: {
-      PATH: process.env.PATH ?? '',
-      HOME: process.env.HOME ?? '',
-      NODE_ENV: 'test',
-      LOG_LEVEL: 'info',
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      DATABASE_URL: database.url,
-      REDIS_URL: servers.redisUrl,
-      REDIS_KEY_PREFIX: redisKeyPrefix,
-      KEYS_DIR: await makeKeysDir(t),
-      RATE_LIMIT_ENABLED: 'false',
-      PRUNE_INTERVAL: '0',
-      ...env,
-    },
+    env: { ...env, ...extraEnv },
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   let output = '';
@@ -68,20 +94,9 @@ async function startServer(t: Test, env: Record<string, string>): Promise<Server
   t.teardown(async () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     await exited;
-    const { Redis } = await import('ioredis');
-    const redis = new Redis(servers.redisUrl);
-    const keys = await redis.keys(`${redisKeyPrefix}*`);
-    if (keys.length > 0) await redis.del(...keys);
-    await redis.quit();
+    await cleanup();
   });
-
-  // Wait (bounded) for the listening line.
-  const deadline = Date.now() + 30_000;
-  while (!/Server listening/.test(output)) {
-    if (child.exitCode !== null) throw new Error(`server exited early:\n${output}`);
-    if (Date.now() > deadline) throw new Error(`server did not listen within 30 s:\n${output}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  await listening(child, () => output);
   return { child, port, output: () => output, exited };
 }
 
@@ -173,29 +188,12 @@ t.test(
   'on a terminal, outside production, the logs are pretty-printed',
   { skip: hasScript ? false : 'needs util-linux script(1) for a pseudo-terminal' },
   async (t) => {
-    const servers = await testServers();
-    const database = await createTestDatabase(servers.databaseUrl);
-    t.teardown(() => database.drop());
-    const redisKeyPrefix = `test:server:${randomBytes(6).toString('hex')}:`;
-    const port = await freePort();
+    const { port, env, cleanup } = await serverEnv(t);
     // `exec` keeps the shell's pid, printed first, for the server: the signal goes to it, not to script(1).
     const command = `echo PID=$$; exec '${process.execPath}' --import tsx src/server.ts`;
     const child = spawn('script', ['-qfec', command, '/dev/null'], {
       cwd: repoRoot,
-      env: {
-        PATH: process.env.PATH ?? '',
-        HOME: process.env.HOME ?? '',
-        NODE_ENV: 'test',
-        LOG_LEVEL: 'info',
-        PORT: String(port),
-        HOST: '127.0.0.1',
-        DATABASE_URL: database.url,
-        REDIS_URL: servers.redisUrl,
-        REDIS_KEY_PREFIX: redisKeyPrefix,
-        KEYS_DIR: await makeKeysDir(t),
-        RATE_LIMIT_ENABLED: 'false',
-        PRUNE_INTERVAL: '0',
-      },
+      env,
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     let output = '';
@@ -214,19 +212,9 @@ t.test(
       }
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       await exited;
-      const { Redis } = await import('ioredis');
-      const redis = new Redis(servers.redisUrl);
-      const keys = await redis.keys(`${redisKeyPrefix}*`);
-      if (keys.length > 0) await redis.del(...keys);
-      await redis.quit();
+      await cleanup();
     });
-
-    const deadline = Date.now() + 30_000;
-    while (!/Server listening/.test(output)) {
-      if (child.exitCode !== null) throw new Error(`server exited early:\n${output}`);
-      if (Date.now() > deadline) throw new Error(`server did not listen within 30 s:\n${output}`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    await listening(child, () => output);
     serverPid = Number(/PID=(\d+)/.exec(output)?.[1]);
     t.equal((await request(port, 'GET', '/.well-known/jwks.json')).statusCode, 200);
     process.kill(serverPid, 'SIGTERM');
