@@ -1,7 +1,6 @@
 // A client generated from the live OpenAPI document (openapi-typescript + openapi-fetch) type-checks as written
 // under strict settings, and drives register, login, the caller, sessions, refresh, logout and an error branch
 // against the real app listening on a port.
-import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -9,6 +8,7 @@ import openapiTS, { astToString, type OpenAPI3 } from 'openapi-typescript';
 import t from 'tap';
 import { buildTestApp } from '../helpers/app.js';
 import { STRONG_PASSWORD, uniqueEmail } from '../helpers/session-flow.js';
+import { runTool } from './run-tool.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 // Git-ignored; each run writes a folder of its own there and removes it.
@@ -142,18 +142,7 @@ function typecheck(dir: string): Promise<{ code: number | null; output: string }
     path.join(dir, 'schema.ts'),
     path.join(dir, 'client.ts'),
   ];
-  return new Promise((resolve, reject) => {
-    const child = spawn(path.join(root, 'node_modules/.bin/tsc'), args, { cwd: root });
-    let output = '';
-    child.stdout.on('data', (chunk) => {
-      output += chunk;
-    });
-    child.stderr.on('data', (chunk) => {
-      output += chunk;
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, output }));
-  });
+  return runTool('tsc', args);
 }
 
 const { app } = await buildTestApp(t);

@@ -1,36 +1,20 @@
 // `npm run lint:openapi`: builds the app in-process on the embedded defaults (PGlite, embedded store, a generated
 // development key, all in a temporary folder), writes its OpenAPI document to a temporary file and runs
 // `redocly lint --extends recommended` on it. Exits with redocly's status.
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
-
-const root = fileURLToPath(new URL('../..', import.meta.url));
+import { runTool } from './run-tool.js';
 
 /** Runs redocly's recommended rules on a document file; resolves with its exit code. */
 export function redoclyLint(file: string, args: string[] = []): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      path.join(root, 'node_modules/.bin/redocly'),
-      ['lint', '--extends', 'recommended', ...args, file],
-      {
-        cwd: root,
-        env: { ...process.env, REDOCLY_TELEMETRY: 'off', REDOCLY_SUPPRESS_UPDATE_NOTICE: 'true' },
-      },
-    );
-    let output = '';
-    child.stdout.on('data', (chunk) => {
-      output += chunk;
-    });
-    child.stderr.on('data', (chunk) => {
-      output += chunk;
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, output }));
+  return runTool('redocly', ['lint', '--extends', 'recommended', ...args, file], {
+    ...process.env,
+    REDOCLY_TELEMETRY: 'off',
+    REDOCLY_SUPPRESS_UPDATE_NOTICE: 'true',
   });
 }
 
