@@ -5,6 +5,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyInstance,
+  type FastifyRequest,
   type FastifyServerOptions,
   type RawServerDefault,
 } from 'fastify';
@@ -12,6 +13,7 @@ import { type Clock, systemClock } from './clock.js';
 import type { Config } from './config.js';
 import { isOptionalBodySchema } from './lib/trim-body.js';
 import { validatorCompiler } from './lib/validation.js';
+import accountsModule from './modules/accounts/index.js';
 import authModule from './modules/auth/index.js';
 import discoveryModule from './modules/discovery/index.js';
 import healthModule from './modules/health/index.js';
@@ -31,6 +33,7 @@ import denyListPlugin from './plugins/deny-list.js';
 import docsPlugin from './plugins/docs.js';
 import errorHandlerPlugin, { clientErrorHandler, frameworkErrors, serializeError } from './plugins/error-handler.js';
 import keysPlugin from './plugins/keys.js';
+import mailPlugin from './plugins/mail.js';
 import passwordsPlugin from './plugins/passwords.js';
 import rateLimitPlugin from './plugins/rate-limit.js';
 import secretsPlugin from './plugins/secrets.js';
@@ -43,6 +46,8 @@ export interface BuildOptions {
   logger?: FastifyServerOptions['logger'];
   /** Overrides the HTTP timeouts (milliseconds); see HTTP_TIMEOUTS. */
   http?: Partial<HttpTimeouts>;
+  /** Overrides the waits between mail delivery attempts (milliseconds); see DEFAULT_RETRY_DELAYS_MS. */
+  mailRetryDelaysMs?: readonly number[];
 }
 
 export interface HttpTimeouts {
@@ -98,12 +103,31 @@ export function loggerOptions(config: Config, options: { pretty?: boolean } = {}
         '*.newPassword',
         '*.refreshToken',
         '*.accessToken',
+        '*.token',
       ],
       censor: '[redacted]',
     },
     // Database errors are logged by SQL state only: their messages carry the query's parameters.
-    serializers: { err: serializeError },
+    serializers: { err: serializeError, req: serializeRequest },
   };
+}
+
+/**
+ * Fastify's request serializer, with the links' action tokens cut out of the URL: the pages they open
+ * (`/reset-password?token=...`) are requested like any other.
+ */
+function serializeRequest(request: FastifyRequest): Record<string, unknown> {
+  return {
+    method: request.method,
+    url: redactTokenParameter(request.url),
+    host: request.host,
+    remoteAddress: request.ip,
+    remotePort: request.socket?.remotePort,
+  };
+}
+
+export function redactTokenParameter(url: string): string {
+  return url.replace(/([?&]token=)[^&#]*/gi, '$1[redacted]');
 }
 
 export type App = FastifyInstance<
@@ -171,6 +195,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     await app.register(authenticatePlugin);
     await app.register(authorizePlugin);
     await app.register(rateLimitPlugin);
+    await app.register(mailPlugin, { retryDelaysMs: options.mailRetryDelaysMs });
 
     // Features: each module builds its service from the decorators above and registers its routes.
     await app.register(healthModule);
@@ -179,6 +204,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     await app.register(revocationsModule);
     await app.register(sessionsModule);
     await app.register(authModule);
+    await app.register(accountsModule);
     await app.register(usersModule);
     await app.register(webModule);
 

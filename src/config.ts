@@ -51,6 +51,22 @@ export const EnvSchema = Type.Object({
   ARGON2_TIME_COST: Type.Integer({ minimum: 2, default: 2 }),
   ARGON2_PARALLELISM: Type.Integer({ minimum: 1, maximum: 16, default: 1 }),
   PRUNE_INTERVAL: Seconds(3600, 0),
+  // Unset: the issuer. Links in mail point here; it serves (or proxies) the pages that call the account routes.
+  APP_URL: Type.Optional(Type.String({ pattern: '^https?://[^\\s]+$', description: 'an http(s) URL' })),
+  // Unset: every message goes to DATA_DIR/outbox/ as an .eml file (refused in production).
+  SMTP_URL: Type.Optional(Type.String({ pattern: '^smtps?://', description: 'an smtp:// or smtps:// URL' })),
+  // Unset: no-reply@<the issuer's host>.
+  MAIL_FROM: Type.Optional(
+    Type.String({ pattern: '^[^\\r\\n]*@[^\\r\\n]+$', description: 'an address, or "Name <address>"' }),
+  ),
+  EMAIL_VERIFICATION: Type.Union([Type.Literal('off'), Type.Literal('optional'), Type.Literal('required')], {
+    default: 'optional',
+  }),
+  VERIFY_EMAIL_TTL: Seconds(86_400),
+  PASSWORD_RESET_TTL: Seconds(1800),
+  EMAIL_CHANGE_TTL: Seconds(3600),
+  RATE_LIMIT_MAIL_PER_IP: Count(10),
+  RATE_LIMIT_MAIL_PER_EMAIL: Count(3),
 });
 export type Env = Static<typeof EnvSchema>;
 
@@ -94,9 +110,27 @@ export interface Config {
     passwordFailures: number;
     registerPerIp: number;
     refreshPerIp: number;
+    /** Requests per IP per hour, to each route that sends mail. */
+    mailPerIp: number;
+    /** Mails per address and purpose per hour. */
+    mailPerEmail: number;
   };
+  mail: MailConfig;
   argon2: { memoryCost: number; timeCost: number; parallelism: number };
   pruneInterval: number;
+}
+
+export type EmailVerification = Env['EMAIL_VERIFICATION'];
+
+export interface MailConfig {
+  /** Unset: messages go to `<dataDir>/outbox/` as .eml files. */
+  smtpUrl: string | undefined;
+  from: string;
+  /** Origin (and optional path) of the pages the links open; no trailing slash. */
+  appUrl: string;
+  verification: EmailVerification;
+  /** Seconds each kind of link lives. */
+  ttl: { verifyEmail: number; passwordReset: number; emailChange: number };
 }
 
 export class ConfigError extends Error {
@@ -108,7 +142,13 @@ export class ConfigError extends Error {
 
 const envKeys = Object.keys(EnvSchema.properties) as (keyof Env)[];
 const integerKeys = envKeys.filter((key) => (EnvSchema.properties[key] as { type?: string }).type === 'integer');
-const secretKeys = new Set<string>(['DATABASE_URL', 'REDIS_URL', 'REVOCATION_FEED_TOKEN', 'SESSION_SECRET']);
+const secretKeys = new Set<string>([
+  'DATABASE_URL',
+  'REDIS_URL',
+  'REVOCATION_FEED_TOKEN',
+  'SESSION_SECRET',
+  'SMTP_URL',
+]);
 
 /** Reads and validates the environment; throws one ConfigError naming every bad variable. */
 export function loadConfig(source: Record<string, string | undefined> = process.env): Config {
@@ -144,6 +184,8 @@ export function loadConfig(source: Record<string, string | undefined> = process.
   check('DATABASE_URL', urlParses(env.DATABASE_URL), 'not a valid URL');
   check('REDIS_URL', urlParses(env.REDIS_URL), 'not a valid URL');
   check('ISSUER', urlParses(env.ISSUER), 'not a valid URL');
+  check('APP_URL', urlParses(env.APP_URL), 'not a valid URL');
+  check('SMTP_URL', urlParses(env.SMTP_URL), 'not a valid URL');
   const corsOrigins = splitList(env.CORS_ORIGINS);
   const badOrigins = corsOrigins.filter((origin) => !isOrigin(origin));
   check(
@@ -171,6 +213,8 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     check('DATABASE_URL', env.DATABASE_URL !== undefined, 'required when NODE_ENV=production');
     check('REDIS_URL', env.REDIS_URL !== undefined, 'required when NODE_ENV=production');
     check('COOKIE_SECURE', env.COOKIE_SECURE, 'must be true when NODE_ENV=production');
+    // The outbox is a development convenience: in production a reset link must reach its user or nobody.
+    check('SMTP_URL', env.SMTP_URL !== undefined, 'required when NODE_ENV=production');
   }
   if (problems.length > 0) throw new ConfigError(problems);
 
@@ -209,6 +253,19 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       passwordFailures: env.RATE_LIMIT_PASSWORD_FAILURES,
       registerPerIp: env.RATE_LIMIT_REGISTER_PER_IP,
       refreshPerIp: env.RATE_LIMIT_REFRESH_PER_IP,
+      mailPerIp: env.RATE_LIMIT_MAIL_PER_IP,
+      mailPerEmail: env.RATE_LIMIT_MAIL_PER_EMAIL,
+    },
+    mail: {
+      smtpUrl: env.SMTP_URL,
+      from: env.MAIL_FROM ?? `no-reply@${hostOf(issuer)}`,
+      appUrl: (env.APP_URL ?? issuer).replace(/\/+$/, ''),
+      verification: env.EMAIL_VERIFICATION,
+      ttl: {
+        verifyEmail: env.VERIFY_EMAIL_TTL,
+        passwordReset: env.PASSWORD_RESET_TTL,
+        emailChange: env.EMAIL_CHANGE_TTL,
+      },
     },
     argon2: {
       memoryCost: env.ARGON2_MEMORY_KIB,
@@ -229,6 +286,14 @@ function describe(key: keyof Env, schemaMessage: string): string {
   }
   if (schema.type === 'boolean') return 'expected true or false';
   return schema.description ? `expected ${schema.description}` : schemaMessage;
+}
+
+function hostOf(url: string): string {
+  try {
+    return new URL(url).hostname || 'localhost';
+  } catch {
+    return 'localhost';
+  }
 }
 
 function urlParses(value: string | undefined): boolean {

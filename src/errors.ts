@@ -11,6 +11,7 @@ import createError from '@fastify/error';
 export const errorTable = {
   VALIDATION_FAILED: { statusCode: 400, message: '%s' },
   PASSWORD_TOO_WEAK: { statusCode: 400, message: '%s' },
+  ACTION_TOKEN_INVALID: { statusCode: 400, message: 'The link is invalid, expired or already used' },
   INVALID_CREDENTIALS: { statusCode: 401, message: 'Invalid email or password' },
   TOKEN_MISSING: { statusCode: 401, message: 'No access token was sent' },
   TOKEN_INVALID: { statusCode: 401, message: 'The access token is invalid' },
@@ -23,6 +24,7 @@ export const errorTable = {
   },
   CSRF_FAILED: { statusCode: 403, message: 'Missing or mismatched X-CSRF-Token header' },
   FORBIDDEN: { statusCode: 403, message: 'Missing permission: %s' },
+  EMAIL_NOT_VERIFIED: { statusCode: 403, message: 'Verify your email address before logging in' },
   NOT_FOUND: { statusCode: 404, message: '%s' },
   REQUEST_TIMEOUT: { statusCode: 408, message: 'The request was not received in time' },
   EMAIL_TAKEN: { statusCode: 409, message: 'This email is already registered' },
@@ -48,6 +50,8 @@ const define = <C extends ErrorCode>(code: C) =>
 
 export const ValidationFailed = define('VALIDATION_FAILED');
 export const PasswordTooWeak = define('PASSWORD_TOO_WEAK');
+export const ActionTokenInvalid = define('ACTION_TOKEN_INVALID');
+export const EmailNotVerified = define('EMAIL_NOT_VERIFIED');
 export const InvalidCredentials = define('INVALID_CREDENTIALS');
 export const TokenMissing = define('TOKEN_MISSING');
 export const TokenInvalid = define('TOKEN_INVALID');

@@ -1,4 +1,4 @@
-// Drizzle tables for the whole contract: users, sessions, refresh tokens, security events, revocations.
+// Drizzle tables for the whole contract: users, sessions, refresh tokens, action tokens, security events, revocations.
 import { sql } from 'drizzle-orm';
 import { bigint, check, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 
@@ -16,6 +16,8 @@ export const users = pgTable(
     // Carried in access tokens as `ver`; bumped by a role change, logout-all or deletion, which deny-list every
     // lower version. A counter, not a time: instances whose clocks disagree still agree on it.
     tokenVersion: integer('token_version').notNull().default(0),
+    // When the user proved they receive mail at `email` (a verification, reset or email-change link); null: never.
+    emailVerifiedAt: at('email_verified_at'),
     createdAt: at('created_at').notNull().defaultNow(),
     updatedAt: at('updated_at').notNull().defaultNow(),
   },
@@ -71,6 +73,34 @@ export const refreshTokens = pgTable(
   ],
 );
 
+export const actionTokenPurposes = ['verify_email', 'password_reset', 'email_change'] as const;
+export type ActionTokenPurpose = (typeof actionTokenPurposes)[number];
+
+/** Single-use tokens mailed in links. A voided token is deleted; a used one stays (used_at) until it expires. */
+export const actionTokens = pgTable(
+  'action_tokens',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    purpose: text('purpose').$type<ActionTokenPurpose>().notNull(),
+    userId: uuid('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    // The address the link was mailed to: the user's email, or the new one for an email change.
+    email: text('email').notNull(),
+    // SHA-256 of the opaque token, base64url. The token itself is never stored.
+    tokenHash: text('token_hash').notNull(),
+    createdAt: at('created_at').notNull().defaultNow(),
+    expiresAt: at('expires_at').notNull(),
+    usedAt: at('used_at'),
+  },
+  (table) => [
+    uniqueIndex('action_tokens_token_hash_key').on(table.tokenHash),
+    index('action_tokens_user_id_purpose_idx').on(table.userId, table.purpose),
+    index('action_tokens_expires_at_idx').on(table.expiresAt),
+    check('action_tokens_purpose_known', sql`${table.purpose} IN ('verify_email', 'password_reset', 'email_change')`),
+  ],
+);
+
 export const securityEventTypes = [
   'registered',
   'login_succeeded',
@@ -83,6 +113,12 @@ export const securityEventTypes = [
   'roles_changed',
   'user_deleted',
   'rate_limited',
+  'verification_sent',
+  'email_verified',
+  'password_reset_requested',
+  'password_reset',
+  'email_change_requested',
+  'email_changed',
 ] as const;
 export type SecurityEventType = (typeof securityEventTypes)[number];
 
@@ -120,4 +156,4 @@ export const revocations = pgTable(
   (table) => [index('revocations_expires_at_idx').on(table.expiresAt)],
 );
 
-export const schema = { users, sessions, refreshTokens, securityEvents, revocations };
+export const schema = { users, sessions, refreshTokens, actionTokens, securityEvents, revocations };

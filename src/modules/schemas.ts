@@ -1,6 +1,7 @@
 // The named schemas of the API, registered once: routes refer to them with `ref()`, validation and serialization
 // resolve them, and the OpenAPI document lists them under components.schemas.
 import fp from 'fastify-plugin';
+import { AcceptedSchema } from './accounts/accounts.schemas.js';
 import { TokenResponseSchema } from './auth/auth.schemas.js';
 import { ErrorSchema } from './common.schemas.js';
 import { DiscoverySchema } from './discovery/discovery.schemas.js';
@@ -17,6 +18,7 @@ export const componentSchemas = [
   UserEnvelopeSchema,
   UserListSchema,
   TokenResponseSchema,
+  AcceptedSchema,
   SessionSchema,
   SessionListSchema,
   SecurityEventSchema,

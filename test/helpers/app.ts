@@ -23,6 +23,8 @@ export interface TestApp {
   redis: Redis;
   redisKey(key: string): string;
   databaseUrl: string;
+  /** DATA_DIR of this app (its outbox is `<dataDir>/outbox`). */
+  dataDir: string;
 }
 
 let sharedKeyPem: string | undefined;
@@ -43,6 +45,8 @@ export interface TestAppOptions {
   databaseUrl?: string;
   keysDir?: string;
   redisKeyPrefix?: string;
+  /** Waits between mail delivery attempts; by default short, so retry tests run fast. */
+  mailRetryDelaysMs?: readonly number[];
 }
 
 export async function buildTestApp(t: Teardown, options: TestAppOptions = {}): Promise<TestApp> {
@@ -54,6 +58,8 @@ export async function buildTestApp(t: Teardown, options: TestAppOptions = {}): P
     databaseUrl = database.url;
   }
   const redisKeyPrefix = options.redisKeyPrefix ?? `test:${randomBytes(6).toString('hex')}:`;
+  // Without SMTP_URL, mail goes to DATA_DIR/outbox: a folder of this test's own, never the checkout's ./data.
+  const dataDir = await mkdtemp(path.join(tmpdir(), 'auth-data-'));
   const config = loadConfig({
     NODE_ENV: 'test',
     LOG_LEVEL: 'silent',
@@ -64,16 +70,23 @@ export async function buildTestApp(t: Teardown, options: TestAppOptions = {}): P
     ISSUER: 'http://auth.test',
     RATE_LIMIT_ENABLED: 'false',
     PRUNE_INTERVAL: '0',
+    DATA_DIR: dataDir,
     ...options.env,
   });
-  const app = await buildApp(config, { clock: options.clock, logger: false });
+  const app = await buildApp(config, {
+    clock: options.clock,
+    logger: false,
+    mailRetryDelaysMs: options.mailRetryDelaysMs ?? [50, 100],
+  });
   const redis = new Redis(servers.redisUrl, { lazyConnect: true });
   await redis.connect();
   t.teardown(async () => {
+    // Closing waits for deferred account work and its mail, which may still write to the outbox.
     await app.close();
+    await rm(dataDir, { recursive: true, force: true });
     const keys = await redis.keys(`${redisKeyPrefix}*`);
     if (keys.length > 0) await redis.del(...keys);
     await redis.quit();
   });
-  return { app, config, redis, redisKey: (key) => `${redisKeyPrefix}${key}`, databaseUrl };
+  return { app, config, redis, redisKey: (key) => `${redisKeyPrefix}${key}`, databaseUrl, dataDir };
 }

@@ -1,11 +1,13 @@
 // Identity: registration, login and the password change, in transactions, with their security events.
 import type { FastifyBaseLogger } from 'fastify';
 import type { Clock } from '../../clock.js';
+import type { EmailVerification } from '../../config.js';
 import type { Database } from '../../db/client.js';
-import { InvalidCredentials, rateLimited } from '../../errors.js';
+import { EmailNotVerified, InvalidCredentials, rateLimited } from '../../errors.js';
 import type { RequestContext } from '../../lib/request-context.js';
 import type { Principal } from '../../plugins/authenticate.js';
 import type { Passwords } from '../../plugins/passwords.js';
+import { deleteLiveActionTokens } from '../accounts/action-tokens.repository.js';
 import type { RevocationService } from '../revocations/revocations.service.js';
 import { recordSecurityEvent } from '../security-events/security-events.service.js';
 import type { IssuedTokens, SessionService } from '../sessions/sessions.service.js';
@@ -27,14 +29,25 @@ export interface AuthServiceDeps {
   sessions: SessionService;
   revocations: RevocationService;
   throttle: LoginThrottle;
+  /** `required`: a login of a user whose email is unverified is refused (after its password was checked). */
+  emailVerification: EmailVerification;
   clock: Clock;
   log: FastifyBaseLogger;
 }
 
+/** Told of each new user after its transaction committed (e.g. to mail a verification link). */
+export type RegistrationListener = (user: User, context: RequestContext) => void;
+
 export const normalizeEmail = (email: string) => email.trim().toLowerCase();
 
 export class AuthService {
+  readonly #registrationListeners: RegistrationListener[] = [];
+
   constructor(private readonly deps: AuthServiceDeps) {}
+
+  onRegistered(listener: RegistrationListener): void {
+    this.#registrationListeners.push(listener);
+  }
 
   async register(
     input: { email: string; password: string; name?: string | null },
@@ -44,12 +57,14 @@ export class AuthService {
     passwords.assertAcceptable(input.password);
     const passwordHash = await passwords.hash(input.password);
     const name = input.name?.trim() || null;
-    return db.transaction(async (tx) => {
+    const user = await db.transaction(async (tx) => {
       const at = new Date(clock.now());
       const row = await insertUser(tx, { email: normalizeEmail(input.email), passwordHash, name, at });
       await recordSecurityEvent(tx, log, { type: 'registered', userId: row.id, context, at });
       return toUser(row);
     });
+    for (const listener of this.#registrationListeners) listener(user, context);
+    return user;
   }
 
   /**
@@ -61,7 +76,7 @@ export class AuthService {
     input: { email: string; password: string },
     context: RequestContext,
   ): Promise<{ user: User; tokens: IssuedTokens }> {
-    const { db, passwords, sessions, throttle, clock, log } = this.deps;
+    const { db, passwords, sessions, throttle, emailVerification, clock, log } = this.deps;
     const email = normalizeEmail(input.email);
     // Reserved before the password is checked, so while a limit holds even the right password gets 429.
     const reservation = await throttle.reserveLogin(email, context.ip);
@@ -96,6 +111,8 @@ export class AuthService {
       // Locked for the rest of the transaction: a role change, password change or deletion waits, or was first.
       const current = await lockCredentials(tx, account.id, rehash ? 'update' : 'share');
       if (!current || current.passwordHash !== account.passwordHash) return undefined;
+      // Only now, with the password proven: the answer tells nothing to someone without it.
+      if (emailVerification === 'required' && current.emailVerifiedAt === null) throw new EmailNotVerified();
       const at = new Date(clock.now());
       if (rehash) await updatePasswordHash(tx, account.id, rehash, null);
       const tokens = await sessions.start(tx, current, context);
@@ -120,26 +137,25 @@ export class AuthService {
   }
 
   /**
-   * Checks the current password, sets the new one, and ends every other session; the current one stays. A wrong
-   * current password is a failed login of the account (its budgets, a `login_failed` event) and spends a budget
-   * of the user's own.
+   * Proves the caller knows its current password, for a route that changes something only the owner may change.
+   * A wrong one is a failed login of the account (its budgets, a `login_failed` event) and spends a budget of the
+   * user's own: 401 INVALID_CREDENTIALS, or 429 while a budget holds. Returns the email and the hash it matched.
    */
-  async changePassword(
+  async confirmPassword(
     principal: Principal,
-    input: { currentPassword: string; newPassword: string },
+    currentPassword: string,
     context: RequestContext,
-  ): Promise<void> {
-    const { db, passwords, sessions, revocations, throttle, clock, log } = this.deps;
+  ): Promise<{ email: string; passwordHash: string }> {
+    const { db, passwords, throttle, clock, log } = this.deps;
     const stored = await findPasswordById(db, principal.userId);
     if (!stored) throw new InvalidCredentials();
-    const storedHash = stored.passwordHash;
     const reservation = await throttle.reservePasswordChange(principal.userId, stored.email, context.ip);
     if (reservation.limited) {
       await this.#recordRateLimited(principal.userId, context, reservation.limit, LOGIN_FAILURE_WINDOW_MS);
       throw rateLimited(reservation.retryAfter);
     }
     const { slot } = reservation;
-    const valid = await giveBackOnError(slot, () => passwords.verify(storedHash, input.currentPassword));
+    const valid = await giveBackOnError(slot, () => passwords.verify(stored.passwordHash, currentPassword));
     if (!valid) {
       await recordSecurityEvent(db, log, {
         type: 'login_failed',
@@ -151,6 +167,20 @@ export class AuthService {
       throw new InvalidCredentials();
     }
     await slot.succeeded();
+    return stored;
+  }
+
+  /**
+   * Checks the current password, sets the new one, ends every other session (the current one stays) and voids every
+   * password-reset link.
+   */
+  async changePassword(
+    principal: Principal,
+    input: { currentPassword: string; newPassword: string },
+    context: RequestContext,
+  ): Promise<void> {
+    const { passwords, sessions, revocations, clock, log } = this.deps;
+    const { passwordHash: storedHash } = await this.confirmPassword(principal, input.currentPassword, context);
     passwords.assertAcceptable(input.newPassword);
     const newHash = await passwords.hash(input.newPassword);
     await revocations.transaction(async (tx, revoke) => {
@@ -158,6 +188,7 @@ export class AuthService {
       if ((await lockPasswordHash(tx, principal.userId)) !== storedHash) throw new InvalidCredentials();
       const at = new Date(clock.now());
       await updatePasswordHash(tx, principal.userId, newHash, at);
+      await deleteLiveActionTokens(tx, principal.userId, ['password_reset']);
       const ended = await sessions.endOthers(tx, revoke, principal.userId, principal.sessionId, at);
       await recordSecurityEvent(tx, log, {
         type: 'password_changed',

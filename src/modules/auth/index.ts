@@ -21,6 +21,7 @@ export default fp(
         sessions,
         revocations,
         throttle: new LoginThrottle(store, config.rateLimit),
+        emailVerification: config.mail.verification,
         clock,
         log,
       }),

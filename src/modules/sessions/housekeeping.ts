@@ -1,5 +1,7 @@
-// Pruning: expired or long-revoked sessions (with their refresh tokens), expired refresh tokens, expired revocations.
+// Pruning: expired or long-revoked sessions (with their refresh tokens), expired refresh tokens, expired revocations
+// and expired action tokens.
 import type { Executor } from '../../db/client.js';
+import { pruneActionTokens } from '../accounts/action-tokens.repository.js';
 import { pruneRevocations } from '../revocations/revocations.repository.js';
 import { pruneSessions } from './sessions.repository.js';
 
@@ -10,10 +12,15 @@ export interface PruneResult {
   sessions: number;
   refreshTokens: number;
   revocations: number;
+  actionTokens: number;
 }
 
 /** Safe on several instances at once: each run only deletes rows that are already dead. */
 export async function pruneExpired(db: Executor, now: Date): Promise<PruneResult> {
   const deleted = await pruneSessions(db, now, REVOKED_SESSION_RETENTION_MS);
-  return { ...deleted, revocations: await pruneRevocations(db, now) };
+  return {
+    ...deleted,
+    revocations: await pruneRevocations(db, now),
+    actionTokens: await pruneActionTokens(db, now),
+  };
 }

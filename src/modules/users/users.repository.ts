@@ -13,6 +13,7 @@ const publicColumns = {
   email: users.email,
   name: users.name,
   roles: users.roles,
+  emailVerifiedAt: users.emailVerifiedAt,
   createdAt: users.createdAt,
   updatedAt: users.updatedAt,
 };
@@ -22,6 +23,7 @@ export type UserRow = {
   email: string;
   name: string | null;
   roles: string[];
+  emailVerifiedAt: Date | null;
   createdAt: Date;
   updatedAt: Date;
 };
@@ -37,6 +39,7 @@ export function toUser(row: UserRow): User {
     email: row.email,
     name: row.name,
     roles: row.roles,
+    emailVerified: row.emailVerifiedAt !== null,
     createdAt: row.createdAt.toISOString(),
     updatedAt: row.updatedAt.toISOString(),
   };
@@ -45,7 +48,15 @@ export function toUser(row: UserRow): User {
 /** Inserts a user; the unique index on lower(email) decides a race, answered as EMAIL_TAKEN. */
 export async function insertUser(
   db: Executor,
-  values: { email: string; passwordHash: string; name: string | null; roles?: string[]; at: Date },
+  values: {
+    email: string;
+    passwordHash: string;
+    name: string | null;
+    roles?: string[];
+    /** Set when whoever creates the user vouches for the address (the create-admin command). */
+    emailVerified?: boolean;
+    at: Date;
+  },
 ): Promise<UserRow> {
   try {
     const [row] = await db
@@ -55,6 +66,7 @@ export async function insertUser(
         passwordHash: values.passwordHash,
         name: values.name,
         roles: values.roles ?? ['user'],
+        emailVerifiedAt: values.emailVerified ? values.at : null,
         createdAt: values.at,
         updatedAt: values.at,
       })
@@ -105,6 +117,30 @@ export async function updatePasswordHash(
     .update(users)
     .set(touchedAt ? { passwordHash, updatedAt: touchedAt } : { passwordHash })
     .where(eq(users.id, id));
+}
+
+/** The user proved they receive mail at their address. Keeps the first proof's time. */
+export async function markEmailVerified(db: Executor, id: string, at: Date): Promise<void> {
+  await db
+    .update(users)
+    .set({ emailVerifiedAt: sql`coalesce(${users.emailVerifiedAt}, ${at.toISOString()}::timestamptz)` })
+    .where(eq(users.id, id));
+}
+
+/** Moves the user to a confirmed new address; the unique index decides a race with a registration (EMAIL_TAKEN). */
+export async function updateEmail(db: Executor, id: string, email: string, at: Date): Promise<UserRow> {
+  try {
+    const [row] = await db
+      .update(users)
+      .set({ email, emailVerifiedAt: at, updatedAt: at })
+      .where(eq(users.id, id))
+      .returning(publicColumns);
+    if (!row) throw new Error(`no user ${id} to update`);
+    return row;
+  } catch (error) {
+    if (isUniqueViolation(error, 'users_email_lower_key')) throw new EmailTaken();
+    throw error;
+  }
 }
 
 /**

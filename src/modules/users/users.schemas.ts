@@ -9,6 +9,7 @@ export const UserSchema = Type.Object(
     email: Type.String({ format: 'email', description: 'Lower-case' }),
     name: Type.Union([Type.String(), Type.Null()]),
     roles: Type.Array(Type.String(), { description: 'Role names, e.g. `user`, `admin`' }),
+    emailVerified: Type.Boolean({ description: 'The user opened a link mailed to `email`' }),
     createdAt: Type.String({ format: 'date-time' }),
     updatedAt: Type.String({ format: 'date-time' }),
   },

@@ -141,7 +141,14 @@ export async function createOrPromoteAdmin(
   const passwordHash = await passwords.hash(password);
   return db.transaction(async (tx) => {
     const at = new Date(clock.now());
-    const row = await insertUser(tx, { email, passwordHash, name: null, roles: ['user', 'admin'], at });
+    const row = await insertUser(tx, {
+      email,
+      passwordHash,
+      name: null,
+      roles: ['user', 'admin'],
+      emailVerified: true,
+      at,
+    });
     await recordSecurityEvent(tx, log, {
       type: 'registered',
       userId: row.id,
