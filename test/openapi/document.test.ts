@@ -52,12 +52,18 @@ const PUBLIC = [
   'GET /.well-known/openid-configuration',
   'GET /health/live',
   'GET /health/ready',
+  'POST /auth/verify-email/request',
+  'POST /auth/verify-email',
+  'POST /auth/password-reset/request',
+  'POST /auth/password-reset',
+  'POST /auth/email/confirm',
 ];
 const CSRF = [
   'POST /auth/refresh',
   'POST /auth/logout',
   'POST /auth/logout-all',
   'POST /auth/password',
+  'POST /auth/email',
   'DELETE /auth/sessions/{id}',
   'PUT /users/{id}/roles',
   'DELETE /users/{id}',
@@ -85,6 +91,12 @@ t.test('every operation has the agreed operationId', async (t) => {
     'GET /health/live': 'live',
     'GET /health/ready': 'ready',
     'GET /auth/revocations': 'listRevocations',
+    'POST /auth/verify-email/request': 'requestEmailVerification',
+    'POST /auth/verify-email': 'verifyEmail',
+    'POST /auth/password-reset/request': 'requestPasswordReset',
+    'POST /auth/password-reset': 'resetPassword',
+    'POST /auth/email': 'requestEmailChange',
+    'POST /auth/email/confirm': 'confirmEmailChange',
   });
 });
 

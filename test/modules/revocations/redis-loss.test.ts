@@ -145,6 +145,8 @@ async function bootWith(t: Test, redisUrl: string, nodeEnv: 'production' | 'test
     ISSUER: 'http://auth.test',
     PRUNE_INTERVAL: '0',
     SESSION_SECRET: 'x'.repeat(32),
+    // Required in production; never dialled here.
+    SMTP_URL: 'smtp://127.0.0.1:9',
   });
   const booted = buildApp(config, { logger: { level: 'warn', stream } });
   return { booted, lines };
