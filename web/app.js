@@ -1,4 +1,6 @@
-// The account page: register, log in, profile, sessions, password change, logout, over client/auth-client.js.
+// The account page: register, log in, profile, sessions, password and email change, email verification, forgotten
+// password, logout, over client/auth-client.js (the public mail routes through /account.js).
+import { describe, LINK_SENT, postJson } from '/account.js';
 import { AuthError, createAuthClient } from '/client/auth-client.js';
 import { authBaseUrl } from '/config.js';
 
@@ -10,9 +12,8 @@ function say(message, isError = false) {
   status.classList.toggle('error', isError);
 }
 
-function describe(error) {
-  return error instanceof AuthError ? `${error.message} (${error.code ?? error.status})` : String(error);
-}
+// 401s that no refresh cures: the session was ended elsewhere (logout-all, password reset, deletion).
+const SESSION_OVER = new Set(['TOKEN_REVOKED', 'REFRESH_TOKEN_INVALID', 'REFRESH_TOKEN_REUSED']);
 
 const client = createAuthClient({ baseUrl: authBaseUrl, onChange: render });
 
@@ -26,17 +27,22 @@ function render(state) {
   $('#signed-out').hidden = !!state;
   document.body.dataset.session = state ? 'signed-in' : 'signed-out';
   if (!state) return;
-  $('#profile-name').textContent = state.user.name ?? '';
-  $('#profile-email').textContent = state.user.email;
-  $('#profile-roles').textContent = state.user.roles.join(', ');
+  showUser(state.user);
   $('#profile-expiry').textContent = new Date(state.expiresAt).toLocaleTimeString();
 }
 
-async function loadProfile() {
-  const user = await client.me();
+function showUser(user) {
   $('#profile-name').textContent = user.name ?? '';
   $('#profile-email').textContent = user.email;
   $('#profile-roles').textContent = user.roles.join(', ');
+  const verified = user.emailVerified === true;
+  $('#profile-verified').textContent = verified ? 'Yes' : 'No: open the link we mailed you';
+  $('#profile-verified').dataset.verified = String(verified);
+  $('#resend-verification').hidden = verified;
+}
+
+async function loadProfile() {
+  showUser(await client.me());
 }
 
 async function loadSessions() {
@@ -82,6 +88,12 @@ async function run(action) {
   try {
     await action();
   } catch (error) {
+    if (error instanceof AuthError && error.status === 401 && SESSION_OVER.has(error.code) && client.state) {
+      // Clears this browser's cookies and signs every tab out.
+      await client.logout().catch(() => {});
+      say('Your session has ended (signed out elsewhere, or the password was reset). Please log in again.', true);
+      return;
+    }
     say(describe(error), true);
   }
 }
@@ -107,7 +119,15 @@ $('#login-form').addEventListener('submit', (event) => {
   const form = event.currentTarget;
   run(async () => {
     const { email, password } = formValues(form);
-    const result = await client.login({ email, password });
+    $('#login-resend').hidden = true;
+    let result;
+    try {
+      result = await client.login({ email, password });
+    } catch (error) {
+      // EMAIL_VERIFICATION=required: the password was right, the address is not verified yet.
+      if (error instanceof AuthError && error.code === 'EMAIL_NOT_VERIFIED') $('#login-resend').hidden = false;
+      throw error;
+    }
     if (result.mfaRequired) {
       say('This account needs a second factor, which this page does not support yet.', true);
       return;
@@ -129,6 +149,53 @@ $('#password-form').addEventListener('submit', (event) => {
     await loadSessions();
   });
 });
+
+$('#email-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const form = event.currentTarget;
+  run(async () => {
+    const { newEmail, currentPassword } = formValues(form);
+    // Authenticated: the client sends the cookie and X-CSRF-Token (and refreshes once on an expired access token).
+    await client.json('/auth/email', { method: 'POST', json: { newEmail: newEmail.trim(), currentPassword } });
+    form.reset();
+    say(`Check your new address (${newEmail.trim()}) for a confirmation link. Your email changes when you open it.`);
+  });
+});
+
+$('#forgot-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const form = event.currentTarget;
+  run(async () => {
+    const { email } = formValues(form);
+    await postJson('/auth/password-reset/request', { email: email.trim() });
+    form.reset();
+    // The same answer whether the account exists or not.
+    say(LINK_SENT);
+  });
+});
+
+/** Asks for a new verification link; the answer never tells whether the address has an account. */
+async function resendVerification(email) {
+  await postJson('/auth/verify-email/request', { email });
+  say(`If ${email} still needs verifying, we sent a new link. It may take a minute to arrive.`);
+}
+
+$('#resend-verification').addEventListener('click', () =>
+  run(async () => {
+    if (client.user) await resendVerification(client.user.email);
+  }),
+);
+$('#login-resend').addEventListener('click', () =>
+  run(async () => {
+    const email = $('#login-form [name=email]').value.trim();
+    if (!email) {
+      say('Enter your email address above first.', true);
+      return;
+    }
+    await resendVerification(email);
+    $('#login-resend').hidden = true;
+  }),
+);
 
 $('#reload-profile').addEventListener('click', () =>
   run(async () => {

@@ -10,6 +10,8 @@ t.test('the app, its pages and the client are served under the page CSP', async 
     ['/app.js', 'application/javascript'],
     ['/app.css', 'text/css'],
     ['/config.js', 'application/javascript'],
+    ['/account.js', 'application/javascript'],
+    ...ACTION_PAGES.map((page) => [`/${page}.js`, 'application/javascript']),
     ['/client/auth-client.js', 'application/javascript'],
     ['/client/auth-client.d.ts', 'text/plain'],
     ...ACTION_PAGES.map((page) => [`/${page}`, 'text/html']),
@@ -22,8 +24,16 @@ t.test('the app, its pages and the client are served under the page CSP', async 
     t.notMatch(csp, /unsafe-inline|upgrade-insecure-requests/, `${url}: nothing inline, plain HTTP on localhost works`);
     t.equal(response.headers['x-content-type-options'], 'nosniff', `${url} keeps helmet's other headers`);
   }
-  const html = (await app.inject({ url: '/' })).body;
-  t.notMatch(html, /<script>|<style|style=/, 'no inline script or style in the page');
+  for (const url of ['/', ...ACTION_PAGES.map((page) => `/${page}`)]) {
+    const html = (await app.inject({ url })).body;
+    t.notMatch(
+      html,
+      /<script(?![^>]*\ssrc=)|<style|\sstyle=|\son[a-z]+=/i,
+      `${url}: no inline script, style or handler`,
+    );
+    const scripts = [...html.matchAll(/<script\b[^>]*\ssrc="([^"]+)"/g)].map((match) => match[1]);
+    t.same(scripts, [url === '/' ? '/app.js' : `${url}.js`], `${url}: its one external module script`);
+  }
 });
 
 t.test('the API keeps its own CSP, unknown paths stay 404, the pages stay out of the OpenAPI document', async (t) => {
