@@ -8,7 +8,7 @@ const repoRoot = path.resolve(import.meta.dirname, '../../..');
 export const WEB_ROOT = path.join(repoRoot, 'web');
 export const CLIENT_ROOT = path.join(repoRoot, 'client');
 
-/** Pages the mails link to (APP_URL defaults to the issuer); placeholders until their flows have a UI. */
+/** The pages the mails link to (APP_URL defaults to the issuer); each reads its token and takes it out of the URL. */
 export const ACTION_PAGES = ['verify-email', 'reset-password', 'confirm-email'] as const;
 
 // The pages hold no inline script or style, so 'self' is all they need; the API keeps `default-src 'none'`.
