@@ -18,6 +18,7 @@ import authModule from './modules/auth/index.js';
 import discoveryModule from './modules/discovery/index.js';
 import healthModule from './modules/health/index.js';
 import jwksModule from './modules/jwks/index.js';
+import mfaModule from './modules/mfa/index.js';
 import revocationsModule from './modules/revocations/index.js';
 import schemasModule from './modules/schemas.js';
 import sessionsModule from './modules/sessions/index.js';
@@ -205,6 +206,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     await app.register(sessionsModule);
     await app.register(authModule);
     await app.register(accountsModule);
+    await app.register(mfaModule);
     await app.register(usersModule);
     await app.register(webModule);
 

@@ -67,6 +67,16 @@ export const EnvSchema = Type.Object({
   EMAIL_CHANGE_TTL: Seconds(3600),
   RATE_LIMIT_MAIL_PER_IP: Count(10),
   RATE_LIMIT_MAIL_PER_EMAIL: Count(3),
+  // 32 bytes, base64url: seals TOTP secrets (AES-256-GCM). Unset: KEYS_DIR/data-encryption.key (generated outside
+  // production).
+  DATA_ENCRYPTION_KEY: Type.Optional(
+    Type.String({ pattern: '^[A-Za-z0-9_-]{43}=?$', description: '32 bytes, base64url (43 characters)' }),
+  ),
+  // Unset: the issuer's host.
+  WEBAUTHN_RP_ID: Type.Optional(Type.String({ pattern: '^[a-z0-9.-]+$', description: 'a host name' })),
+  // Unset: the issuer's origin.
+  WEBAUTHN_ORIGINS: Type.Optional(Type.String({ minLength: 1 })),
+  RATE_LIMIT_PASSKEY_PER_IP: Count(20),
 });
 export type Env = Static<typeof EnvSchema>;
 
@@ -114,8 +124,13 @@ export interface Config {
     mailPerIp: number;
     /** Mails per address and purpose per hour. */
     mailPerEmail: number;
+    /** `/auth/passkeys/login/options` and `/auth/passkeys/login` together, per IP per minute. */
+    passkeyPerIp: number;
   };
   mail: MailConfig;
+  /** Unset: KEYS_DIR/data-encryption.key (generated outside production). */
+  dataEncryptionKey: string | undefined;
+  webauthn: { rpId: string; origins: string[] };
   argon2: { memoryCost: number; timeCost: number; parallelism: number };
   pruneInterval: number;
 }
@@ -148,6 +163,7 @@ const secretKeys = new Set<string>([
   'REVOCATION_FEED_TOKEN',
   'SESSION_SECRET',
   'SMTP_URL',
+  'DATA_ENCRYPTION_KEY',
 ]);
 
 /** Reads and validates the environment; throws one ConfigError naming every bad variable. */
@@ -192,6 +208,13 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     'CORS_ORIGINS',
     badOrigins.length === 0,
     `${badOrigins.join(', ')}: expected exact origins like https://app.example.com`,
+  );
+  const webauthnOrigins = splitList(env.WEBAUTHN_ORIGINS ?? '');
+  const badWebauthnOrigins = webauthnOrigins.filter((origin) => !isOrigin(origin));
+  check(
+    'WEBAUTHN_ORIGINS',
+    badWebauthnOrigins.length === 0,
+    `${badWebauthnOrigins.join(', ')}: expected exact origins like https://app.example.com`,
   );
   const trustProxy = parseTrustProxy(env.TRUST_PROXY);
   check('TRUST_PROXY', trustProxy !== undefined, 'expected true, false, a hop count, or addresses/CIDRs');
@@ -255,6 +278,12 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       refreshPerIp: env.RATE_LIMIT_REFRESH_PER_IP,
       mailPerIp: env.RATE_LIMIT_MAIL_PER_IP,
       mailPerEmail: env.RATE_LIMIT_MAIL_PER_EMAIL,
+      passkeyPerIp: env.RATE_LIMIT_PASSKEY_PER_IP,
+    },
+    dataEncryptionKey: env.DATA_ENCRYPTION_KEY,
+    webauthn: {
+      rpId: env.WEBAUTHN_RP_ID ?? hostOf(issuer),
+      origins: webauthnOrigins.length > 0 ? webauthnOrigins : [new URL(issuer).origin],
     },
     mail: {
       smtpUrl: env.SMTP_URL,

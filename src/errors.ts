@@ -18,6 +18,9 @@ export const errorTable = {
   TOKEN_EXPIRED: { statusCode: 401, message: 'The access token has expired' },
   TOKEN_REVOKED: { statusCode: 401, message: 'The access token has been revoked' },
   REFRESH_TOKEN_INVALID: { statusCode: 401, message: 'The refresh token is invalid, expired or revoked' },
+  MFA_CODE_INVALID: { statusCode: 401, message: 'The code is wrong or was already used' },
+  MFA_TOKEN_INVALID: { statusCode: 401, message: 'The second step expired or is unknown; log in again' },
+  PASSKEY_INVALID: { statusCode: 401, message: 'The passkey could not be verified' },
   REFRESH_TOKEN_REUSED: {
     statusCode: 401,
     message: 'The refresh token was already used; the session has been revoked',
@@ -59,6 +62,9 @@ export const TokenExpired = define('TOKEN_EXPIRED');
 export const TokenRevoked = define('TOKEN_REVOKED');
 export const RefreshTokenInvalid = define('REFRESH_TOKEN_INVALID');
 export const RefreshTokenReused = define('REFRESH_TOKEN_REUSED');
+export const MfaCodeInvalid = define('MFA_CODE_INVALID');
+export const MfaTokenInvalid = define('MFA_TOKEN_INVALID');
+export const PasskeyInvalid = define('PASSKEY_INVALID');
 export const CsrfFailed = define('CSRF_FAILED');
 export const Forbidden = define('FORBIDDEN');
 export const NotFound = define('NOT_FOUND');

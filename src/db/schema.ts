@@ -1,6 +1,18 @@
 // Drizzle tables for the whole contract: users, sessions, refresh tokens, action tokens, security events, revocations.
 import { sql } from 'drizzle-orm';
-import { bigint, check, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import {
+  bigint,
+  boolean,
+  check,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  text,
+  timestamp,
+  uniqueIndex,
+  uuid,
+} from 'drizzle-orm/pg-core';
 
 // Millisecond precision everywhere: the contract's same-second rules depend on it.
 const at = (name: string) => timestamp(name, { withTimezone: true, precision: 3, mode: 'date' });
@@ -44,6 +56,9 @@ export const sessions = pgTable(
     revokedAt: at('revoked_at'),
     userAgent: text('user_agent'),
     ip: text('ip'),
+    // RFC 8176 methods the session was opened with (`pwd`; `otp`, `mfa` after a second factor; `pop` for a passkey):
+    // every access token of the session carries them, refreshed ones included.
+    amr: text('amr').array().notNull().default(sql`ARRAY['pwd']::text[]`),
   },
   (table) => [
     index('sessions_user_id_created_at_idx').on(table.userId, table.createdAt),
@@ -101,6 +116,98 @@ export const actionTokens = pgTable(
   ],
 );
 
+/** A user's TOTP factor (RFC 6238). The secret is sealed with AES-256-GCM under DATA_ENCRYPTION_KEY. */
+export const totpFactors = pgTable('totp_factors', {
+  userId: uuid('user_id')
+    .primaryKey()
+    .references(() => users.id, { onDelete: 'cascade' }),
+  secretSealed: text('secret_sealed').notNull(),
+  createdAt: at('created_at').notNull().defaultNow(),
+  // Null while set up but not yet confirmed by a first code.
+  enabledAt: at('enabled_at'),
+  // The last 30-second step whose code was accepted: a code works once, and never an older one.
+  lastUsedStep: bigint('last_used_step', { mode: 'number' }),
+});
+
+/** Single-use recovery codes, stored as keyed hashes (HMAC under a server secret). */
+export const recoveryCodes = pgTable(
+  'recovery_codes',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    userId: uuid('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    codeHash: text('code_hash').notNull(),
+    createdAt: at('created_at').notNull().defaultNow(),
+    usedAt: at('used_at'),
+  },
+  (table) => [uniqueIndex('recovery_codes_user_id_code_hash_key').on(table.userId, table.codeHash)],
+);
+
+/** The second step of a login: an opaque token (stored as SHA-256) that a correct code exchanges for a session. */
+export const mfaChallenges = pgTable(
+  'mfa_challenges',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    userId: uuid('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    tokenHash: text('token_hash').notNull(),
+    // The hash the password matched: a password change or reset meanwhile kills the challenge.
+    passwordHash: text('password_hash').notNull(),
+    createdAt: at('created_at').notNull().defaultNow(),
+    expiresAt: at('expires_at').notNull(),
+    failures: integer('failures').notNull().default(0),
+    usedAt: at('used_at'),
+  },
+  (table) => [
+    uniqueIndex('mfa_challenges_token_hash_key').on(table.tokenHash),
+    index('mfa_challenges_expires_at_idx').on(table.expiresAt),
+  ],
+);
+
+/** WebAuthn credentials (passkeys). */
+export const passkeys = pgTable(
+  'passkeys',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    userId: uuid('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    // The credential id the authenticator chose, base64url.
+    credentialId: text('credential_id').notNull(),
+    // COSE public key, base64url.
+    publicKey: text('public_key').notNull(),
+    counter: bigint('counter', { mode: 'number' }).notNull().default(0),
+    transports: text('transports').array().notNull().default(sql`ARRAY[]::text[]`),
+    deviceType: text('device_type'),
+    backedUp: boolean('backed_up').notNull().default(false),
+    name: text('name'),
+    createdAt: at('created_at').notNull().defaultNow(),
+    lastUsedAt: at('last_used_at'),
+  },
+  (table) => [
+    uniqueIndex('passkeys_credential_id_key').on(table.credentialId),
+    index('passkeys_user_id_idx').on(table.userId),
+  ],
+);
+
+/** WebAuthn challenges: kept server-side for 300 s, each used once. */
+export const webauthnChallenges = pgTable(
+  'webauthn_challenges',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    purpose: text('purpose').$type<'register' | 'login'>().notNull(),
+    // The registering user; null for a login (discoverable credentials: the user is learnt from the assertion).
+    userId: uuid('user_id').references(() => users.id, { onDelete: 'cascade' }),
+    challenge: text('challenge').notNull(),
+    createdAt: at('created_at').notNull().defaultNow(),
+    expiresAt: at('expires_at').notNull(),
+    usedAt: at('used_at'),
+  },
+  (table) => [index('webauthn_challenges_expires_at_idx').on(table.expiresAt)],
+);
+
 export const securityEventTypes = [
   'registered',
   'login_succeeded',
@@ -119,6 +226,14 @@ export const securityEventTypes = [
   'password_reset',
   'email_change_requested',
   'email_changed',
+  'mfa_enabled',
+  'mfa_disabled',
+  'mfa_failed',
+  'recovery_code_used',
+  'mfa_reset',
+  'passkey_added',
+  'passkey_removed',
+  'passkey_login',
 ] as const;
 export type SecurityEventType = (typeof securityEventTypes)[number];
 
@@ -156,4 +271,16 @@ export const revocations = pgTable(
   (table) => [index('revocations_expires_at_idx').on(table.expiresAt)],
 );
 
-export const schema = { users, sessions, refreshTokens, actionTokens, securityEvents, revocations };
+export const schema = {
+  users,
+  sessions,
+  refreshTokens,
+  actionTokens,
+  totpFactors,
+  recoveryCodes,
+  mfaChallenges,
+  passkeys,
+  webauthnChallenges,
+  securityEvents,
+  revocations,
+};

@@ -2,11 +2,12 @@
 // resolve them, and the OpenAPI document lists them under components.schemas.
 import fp from 'fastify-plugin';
 import { AcceptedSchema } from './accounts/accounts.schemas.js';
-import { TokenResponseSchema } from './auth/auth.schemas.js';
+import { LoginResponseSchema, MfaRequiredSchema, TokenResponseSchema } from './auth/auth.schemas.js';
 import { ErrorSchema } from './common.schemas.js';
 import { DiscoverySchema } from './discovery/discovery.schemas.js';
 import { LiveSchema, ReadySchema } from './health/health.schemas.js';
 import { JwkSchema, JwkSetSchema } from './jwks/jwks.schemas.js';
+import { RecoveryCodesSchema, TotpSetupSchema } from './mfa/mfa.schemas.js';
 import { RevocationFeedSchema, RevocationSchema } from './revocations/revocations.schemas.js';
 import { SecurityEventListSchema, SecurityEventSchema } from './security-events/security-events.schemas.js';
 import { SessionListSchema, SessionSchema } from './sessions/sessions.schemas.js';
@@ -18,7 +19,11 @@ export const componentSchemas = [
   UserEnvelopeSchema,
   UserListSchema,
   TokenResponseSchema,
+  MfaRequiredSchema,
+  LoginResponseSchema,
   AcceptedSchema,
+  TotpSetupSchema,
+  RecoveryCodesSchema,
   SessionSchema,
   SessionListSchema,
   SecurityEventSchema,

@@ -18,6 +18,8 @@ export interface AccessTokenClaims {
   roles: string[];
   /** The user's token version when it was minted: lower than the deny-listed minimum means revoked. */
   ver: number;
+  /** RFC 8176 authentication methods of the session: `pwd`; `otp` and `mfa` after TOTP; `pop` and `mfa` (passkey). */
+  amr: string[];
 }
 
 export interface VerifiedAccessToken {
@@ -33,7 +35,13 @@ export interface IssuedAccessToken {
 }
 
 export interface AccessTokens {
-  issue(subject: { userId: string; sessionId: string; roles: string[]; tokenVersion: number }): IssuedAccessToken;
+  issue(subject: {
+    userId: string;
+    sessionId: string;
+    roles: string[];
+    tokenVersion: number;
+    amr: string[];
+  }): IssuedAccessToken;
   /** Signature, header and claims; throws TOKEN_INVALID or TOKEN_EXPIRED. The deny-list is checked by the caller. */
   verify(token: string, options?: { ignoreExpiration?: boolean }): Promise<VerifiedAccessToken>;
 }
@@ -45,7 +53,7 @@ declare module 'fastify' {
 }
 
 export const ACCESS_TOKEN_TYPE = 'at+jwt';
-const REQUIRED_CLAIMS = ['iss', 'aud', 'sub', 'iat', 'exp', 'jti', 'sid', 'roles', 'ver'];
+const REQUIRED_CLAIMS = ['iss', 'aud', 'sub', 'iat', 'exp', 'jti', 'sid', 'roles', 'ver', 'amr'];
 // A compact JWS: three base64url segments. Anything else is rejected before any parsing.
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 const HEADERS_REMEMBERED = 64;
@@ -118,12 +126,20 @@ export default fp(
     const toleranceMs = app.config.clockTolerance * 1000;
 
     const accessTokens: AccessTokens = {
-      issue({ userId, sessionId, roles, tokenVersion }) {
+      issue({ userId, sessionId, roles, tokenVersion, amr }) {
         const nowMs = clock.now();
         const iat = Math.floor(nowMs / 1000);
         const jwt = byKid.get(keys.active.kid) as JWT;
         // iss, aud, exp (iat + ACCESS_TOKEN_TTL) and the header (alg, typ, kid) come from that key's sign options.
-        const token = jwt.sign({ sub: userId, iat, jti: uuidv7(nowMs), sid: sessionId, roles, ver: tokenVersion });
+        const token = jwt.sign({
+          sub: userId,
+          iat,
+          jti: uuidv7(nowMs),
+          sid: sessionId,
+          roles,
+          ver: tokenVersion,
+          amr,
+        });
         return { token, expiresIn: accessTokenTtl };
       },
 
@@ -163,6 +179,8 @@ function hasValidShape(claims: AccessTokenClaims): boolean {
     Number.isSafeInteger(claims.ver) &&
     claims.ver >= 0 &&
     Array.isArray(claims.roles) &&
-    claims.roles.every((role) => typeof role === 'string')
+    claims.roles.every((role) => typeof role === 'string') &&
+    Array.isArray(claims.amr) &&
+    claims.amr.every((method) => typeof method === 'string')
   );
 }

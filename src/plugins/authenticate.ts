@@ -11,6 +11,8 @@ export interface Principal {
   userId: string;
   sessionId: string;
   roles: string[];
+  /** RFC 8176 methods of the session (`amr`). */
+  amr: string[];
 }
 
 /** A credential as the request presents it. */
@@ -101,7 +103,7 @@ export default fp(
       presented.assertCsrf(verified.claims.sid);
       await assertNotRevoked(verified);
       const { claims } = verified;
-      request.principal = { userId: claims.sub, sessionId: claims.sid, roles: claims.roles };
+      request.principal = { userId: claims.sub, sessionId: claims.sid, roles: claims.roles, amr: claims.amr };
     });
   },
   { name: 'authenticate', dependencies: ['config', 'deny-list', 'access-tokens', 'cookies'] },

@@ -10,6 +10,10 @@ export interface Secrets {
   csrf: Buffer;
   /** HMAC key deriving the child of a refresh token. */
   refreshChild: Buffer;
+  /** HMAC key of stored recovery codes: a copy of the table alone cannot be searched offline. */
+  recoveryCodes: Buffer;
+  /** AES-256-GCM key sealing second-factor secrets at rest (DATA_ENCRYPTION_KEY). */
+  dataEncryption: Buffer;
 }
 
 declare module 'fastify' {
@@ -19,27 +23,30 @@ declare module 'fastify' {
 }
 
 export const SESSION_SECRET_FILE = 'session.secret';
+export const DATA_ENCRYPTION_KEY_FILE = 'data-encryption.key';
 const MIN_SECRET_BYTES = 32;
 
-/** SESSION_SECRET, else the file in KEYS_DIR; outside production a missing file is generated (0600). */
-async function loadSessionSecret(options: {
+/** The variable's value, else its file in KEYS_DIR; outside production a missing file is generated (0600). */
+async function loadSecret(options: {
+  variable: string;
+  fileName: string;
   fromEnv: string | undefined;
   keysDir: string;
   generate: boolean;
+  /** Throws when the file's content is not acceptable. */
+  check: (secret: string, file: string) => void;
   onGenerated: (file: string) => void;
 }): Promise<string> {
   if (options.fromEnv) return options.fromEnv;
-  const file = path.join(options.keysDir, SESSION_SECRET_FILE);
+  const file = path.join(options.keysDir, options.fileName);
   try {
     const secret = (await readFile(file, 'utf8')).trim();
-    if (Buffer.byteLength(secret) < MIN_SECRET_BYTES) {
-      throw new Error(`${file} holds fewer than ${MIN_SECRET_BYTES} bytes; write a longer secret`);
-    }
+    options.check(secret, file);
     return secret;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
     if (!options.generate) {
-      throw new Error(`SESSION_SECRET is not set and ${file} does not exist; provide one of them`);
+      throw new Error(`${options.variable} is not set and ${file} does not exist; provide one of them`);
     }
   }
   const secret = randomBytes(32).toString('base64url');
@@ -61,16 +68,44 @@ const derive = (secret: string, purpose: string) =>
 
 export default fp(
   async (app) => {
-    const { sessionSecret, keysDir, isProduction } = app.config;
-    const secret = await loadSessionSecret({
+    const { sessionSecret, dataEncryptionKey, keysDir, isProduction } = app.config;
+    const secret = await loadSecret({
+      variable: 'SESSION_SECRET',
+      fileName: SESSION_SECRET_FILE,
       fromEnv: sessionSecret,
       keysDir,
       // Production never invents a secret: instances would disagree on it.
       generate: !isProduction,
+      check: (value, file) => {
+        if (Buffer.byteLength(value) < MIN_SECRET_BYTES) {
+          throw new Error(`${file} holds fewer than ${MIN_SECRET_BYTES} bytes; write a longer secret`);
+        }
+      },
       onGenerated: (file) =>
         app.log.warn({ file }, '*** No SESSION_SECRET: generated a development secret. Set one for production. ***'),
     });
-    app.decorate('secrets', { csrf: derive(secret, 'csrf'), refreshChild: derive(secret, 'refresh-child') });
+    const encryptionKey = await loadSecret({
+      variable: 'DATA_ENCRYPTION_KEY',
+      fileName: DATA_ENCRYPTION_KEY_FILE,
+      fromEnv: dataEncryptionKey,
+      keysDir,
+      // A generated key in production would seal secrets no other instance can open.
+      generate: !isProduction,
+      check: (value, file) => {
+        if (Buffer.from(value, 'base64url').length !== 32) throw new Error(`${file} must hold 32 bytes, base64url`);
+      },
+      onGenerated: (file) =>
+        app.log.warn(
+          { file },
+          '*** No DATA_ENCRYPTION_KEY: generated a development key for TOTP secrets. Set one for production. ***',
+        ),
+    });
+    app.decorate('secrets', {
+      csrf: derive(secret, 'csrf'),
+      refreshChild: derive(secret, 'refresh-child'),
+      recoveryCodes: derive(secret, 'recovery-codes'),
+      dataEncryption: Buffer.from(encryptionKey, 'base64url'),
+    });
   },
   { name: 'secrets', dependencies: ['config'] },
 );

@@ -20,6 +20,7 @@ import {
 import { UserEnvelopeSchema } from '../users/users.schemas.js';
 import {
   LoginBodySchema,
+  LoginResponseSchema,
   LogoutBodySchema,
   PasswordChangeBodySchema,
   RefreshBodySchema,
@@ -82,15 +83,28 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
         security: publicRoute,
         body: LoginBodySchema,
         response: {
-          200: tokensIssued('Logged in: a new session and its token pair'),
+          200: jsonResponse(
+            'Logged in (a new session and its token pair), or `mfaRequired` when TOTP is enabled (nothing issued)',
+            ref(LoginResponseSchema),
+            tokenCookies,
+          ),
           ...errorResponses(400, 413, 415, 429, 503),
           401: errorResponse(401, 'INVALID_CREDENTIALS: wrong email or password'),
         },
       },
     },
     async (request, reply) => {
-      const issued = await auth.login(request.body, requestContext(request));
-      return tokenResponse(reply, cookiePolicy, issued, request.body.transport ?? 'body');
+      const outcome = await auth.login(request.body, requestContext(request));
+      if (outcome.kind === 'mfa') {
+        reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
+        return {
+          mfaRequired: true as const,
+          mfaToken: outcome.mfaToken,
+          mfaExpiresIn: outcome.expiresIn,
+          methods: ['totp' as const, 'recovery_code' as const],
+        };
+      }
+      return tokenResponse(reply, cookiePolicy, outcome, request.body.transport ?? 'body');
     },
   );
 

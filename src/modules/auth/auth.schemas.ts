@@ -53,6 +53,27 @@ export const TokenResponseSchema = Type.Object(
 );
 export type TokenResponse = Static<typeof TokenResponseSchema>;
 
+export const MfaRequiredSchema = Type.Object(
+  {
+    mfaRequired: Type.Literal(true),
+    mfaToken: Type.String({ description: 'Opaque; send it to POST /auth/mfa/verify with a code' }),
+    mfaExpiresIn: Type.Integer({ description: 'Seconds the second step stays open (300)' }),
+    methods: Type.Array(Type.Union([Type.Literal('totp'), Type.Literal('recovery_code')])),
+  },
+  {
+    $id: 'MfaRequired',
+    additionalProperties: false,
+    description: 'The password was right and TOTP is enabled: nothing is issued until POST /auth/mfa/verify',
+  },
+);
+export type MfaRequired = Static<typeof MfaRequiredSchema>;
+
+/** What a login answers: narrow on `mfaRequired` (present, and true, only in the second-step answer). */
+export const LoginResponseSchema = Type.Union([ref(TokenResponseSchema), ref(MfaRequiredSchema)], {
+  $id: 'LoginResponse',
+  description: 'A token response, or `{mfaRequired: true, ...}` when a second factor is needed',
+});
+
 const RefreshTokenSchema = Type.String({ minLength: 1, maxLength: 512 });
 
 export const RefreshBodySchema = optionalBodySchema(

@@ -4,10 +4,12 @@ import type { Clock } from '../../clock.js';
 import type { EmailVerification } from '../../config.js';
 import type { Database } from '../../db/client.js';
 import { EmailNotVerified, InvalidCredentials, rateLimited } from '../../errors.js';
+import { randomToken, sha256 } from '../../lib/ids.js';
 import type { RequestContext } from '../../lib/request-context.js';
 import type { Principal } from '../../plugins/authenticate.js';
 import type { Passwords } from '../../plugins/passwords.js';
 import { deleteLiveActionTokens } from '../accounts/action-tokens.repository.js';
+import { insertMfaChallenge } from '../mfa/mfa.repository.js';
 import type { RevocationService } from '../revocations/revocations.service.js';
 import { recordSecurityEvent } from '../security-events/security-events.service.js';
 import type { IssuedTokens, SessionService } from '../sessions/sessions.service.js';
@@ -34,6 +36,14 @@ export interface AuthServiceDeps {
   clock: Clock;
   log: FastifyBaseLogger;
 }
+
+/** The second step of a login lives this long (contract: `mfaExpiresIn`). */
+export const MFA_CHALLENGE_TTL_SECONDS = 300;
+
+/** A login either opens a session, or (TOTP enabled) asks for the second step and issues nothing yet. */
+export type LoginOutcome =
+  | { kind: 'session'; user: User; tokens: IssuedTokens }
+  | { kind: 'mfa'; mfaToken: string; expiresIn: number };
 
 /** Told of each new user after its transaction committed (e.g. to mail a verification link). */
 export type RegistrationListener = (user: User, context: RequestContext) => void;
@@ -72,10 +82,7 @@ export class AuthService {
    * checked outside any transaction (argon2 is slow), in a failure slot reserved before it; the session is issued
    * only if the user, re-read under its lock, still has the hash that was verified, and with the roles of that read.
    */
-  async login(
-    input: { email: string; password: string },
-    context: RequestContext,
-  ): Promise<{ user: User; tokens: IssuedTokens }> {
+  async login(input: { email: string; password: string }, context: RequestContext): Promise<LoginOutcome> {
     const { db, passwords, sessions, throttle, emailVerification, clock, log } = this.deps;
     const email = normalizeEmail(input.email);
     // Reserved before the password is checked, so while a limit holds even the right password gets 429.
@@ -115,6 +122,18 @@ export class AuthService {
       if (emailVerification === 'required' && current.emailVerifiedAt === null) throw new EmailNotVerified();
       const at = new Date(clock.now());
       if (rehash) await updatePasswordHash(tx, account.id, rehash, null);
+      if (current.mfaEnabled) {
+        // Nothing is issued yet: the challenge remembers the hash proven, so a password change meanwhile kills it.
+        const mfaToken = randomToken();
+        await insertMfaChallenge(tx, {
+          userId: account.id,
+          tokenHash: sha256(mfaToken),
+          passwordHash: rehash ?? current.passwordHash,
+          at,
+          expiresAt: new Date(at.getTime() + MFA_CHALLENGE_TTL_SECONDS * 1000),
+        });
+        return { kind: 'mfa' as const, mfaToken, expiresIn: MFA_CHALLENGE_TTL_SECONDS };
+      }
       const tokens = await sessions.start(tx, current, context);
       await recordSecurityEvent(tx, log, {
         type: 'login_succeeded',
@@ -123,7 +142,7 @@ export class AuthService {
         at,
         details: { sessionId: tokens.sessionId },
       });
-      return { user: toUser(current), tokens };
+      return { kind: 'session' as const, user: toUser(current), tokens };
     });
     // Deleted, or its password changed, while this login was verifying the old one.
     if (!issued) throw new InvalidCredentials();

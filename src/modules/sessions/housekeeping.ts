@@ -2,6 +2,7 @@
 // and expired action tokens.
 import type { Executor } from '../../db/client.js';
 import { pruneActionTokens } from '../accounts/action-tokens.repository.js';
+import { pruneMfaChallenges } from '../mfa/mfa.repository.js';
 import { pruneRevocations } from '../revocations/revocations.repository.js';
 import { pruneSessions } from './sessions.repository.js';
 
@@ -13,6 +14,7 @@ export interface PruneResult {
   refreshTokens: number;
   revocations: number;
   actionTokens: number;
+  mfaChallenges: number;
 }
 
 /** Safe on several instances at once: each run only deletes rows that are already dead. */
@@ -22,5 +24,6 @@ export async function pruneExpired(db: Executor, now: Date): Promise<PruneResult
     ...deleted,
     revocations: await pruneRevocations(db, now),
     actionTokens: await pruneActionTokens(db, now),
+    mfaChallenges: await pruneMfaChallenges(db, now),
   };
 }

@@ -13,6 +13,7 @@ export interface NewSession {
   expiresAt: Date;
   ip: string | null;
   userAgent: string | null;
+  amr: string[];
 }
 
 export type SessionRow = typeof sessions.$inferSelect;
@@ -22,7 +23,10 @@ const liveSessionOf = (userId: string, now: Date) =>
   and(eq(sessions.userId, userId), isNull(sessions.revokedAt), gt(sessions.expiresAt, now));
 export type RefreshTokenRow = typeof refreshTokens.$inferSelect;
 
-export async function insertSession(db: Executor, session: NewSession): Promise<{ id: string; expiresAt: Date }> {
+export async function insertSession(
+  db: Executor,
+  session: NewSession,
+): Promise<{ id: string; expiresAt: Date; amr: string[] }> {
   const [row] = await db
     .insert(sessions)
     .values({
@@ -32,9 +36,10 @@ export async function insertSession(db: Executor, session: NewSession): Promise<
       expiresAt: session.expiresAt,
       ip: session.ip,
       userAgent: session.userAgent,
+      amr: session.amr,
     })
-    .returning({ id: sessions.id, expiresAt: sessions.expiresAt });
-  return row as { id: string; expiresAt: Date };
+    .returning({ id: sessions.id, expiresAt: sessions.expiresAt, amr: sessions.amr });
+  return row as { id: string; expiresAt: Date; amr: string[] };
 }
 
 export interface NewRefreshToken {

@@ -48,6 +48,16 @@ export interface TokenSubject {
   tokenVersion: number;
 }
 
+/** RFC 8176 method names this service issues. */
+export type AuthenticationMethod = 'pwd' | 'otp' | 'mfa' | 'pop';
+
+/** `amr` after a password alone, a password and a TOTP or recovery code, and a passkey. */
+export const AMR = {
+  password: ['pwd'],
+  passwordAndOtp: ['pwd', 'otp', 'mfa'],
+  passkey: ['pop', 'mfa'],
+} as const satisfies Record<string, readonly AuthenticationMethod[]>;
+
 export type SessionEndReason = 'logged_out' | 'session_revoked' | 'refresh_token_reused';
 
 export interface SessionServiceDeps {
@@ -66,8 +76,16 @@ type RefreshOutcome = { kind: 'issued'; user: User; tokens: IssuedTokens } | { k
 export class SessionService {
   constructor(private readonly deps: SessionServiceDeps) {}
 
-  /** Opens a session for a user the caller holds locked, and issues its first pair. */
-  async start(tx: Executor, user: TokenSubject, context: RequestContext): Promise<IssuedTokens> {
+  /**
+   * Opens a session for a user the caller holds locked, and issues its first pair. `amr` (RFC 8176) says how the user
+   * proved who they are; the session keeps it, so refreshed tokens carry it too.
+   */
+  async start(
+    tx: Executor,
+    user: TokenSubject,
+    context: RequestContext,
+    amr: readonly AuthenticationMethod[] = ['pwd'],
+  ): Promise<IssuedTokens> {
     const now = this.deps.clock.now();
     const session = await insertSession(tx, {
       userId: user.id,
@@ -75,10 +93,11 @@ export class SessionService {
       expiresAt: new Date(now + this.deps.config.sessionMaxAge * 1000),
       ip: context.ip,
       userAgent: context.userAgent,
+      amr: [...amr],
     });
     const refreshToken = randomToken();
     const refreshExpiresAt = await this.#insertRefreshToken(tx, session, refreshToken, null, now);
-    return this.#pair(user, session.id, refreshToken, refreshExpiresAt, now);
+    return this.#pair(user, session, refreshToken, refreshExpiresAt, now);
   }
 
   /**
@@ -117,13 +136,13 @@ export class SessionService {
         const child = await findRefreshToken(tx, sha256(childToken));
         if (!live(child)) return { kind: 'invalid' };
         await touchSession(tx, session.id, at);
-        const tokens = this.#pair(user, session.id, childToken, child.expiresAt.getTime(), now);
+        const tokens = this.#pair(user, session, childToken, child.expiresAt.getTime(), now);
         return { kind: 'issued', user: toUser(user), tokens };
       }
       await markRefreshTokenUsed(tx, token.id, at);
       await touchSession(tx, session.id, at);
       const refreshExpiresAt = await this.#insertRefreshToken(tx, session, childToken, token.id, now);
-      const tokens = this.#pair(user, session.id, childToken, refreshExpiresAt, now);
+      const tokens = this.#pair(user, session, childToken, refreshExpiresAt, now);
       return { kind: 'issued', user: toUser(user), tokens };
     });
     if (outcome.kind === 'invalid') throw new RefreshTokenInvalid();
@@ -287,16 +306,18 @@ export class SessionService {
 
   #pair(
     user: TokenSubject,
-    sessionId: string,
+    session: { id: string; amr: string[] },
     refreshToken: string,
     refreshExpiresAt: number,
     now: number,
   ): IssuedTokens {
+    const sessionId = session.id;
     const access = this.deps.accessTokens.issue({
       userId: user.id,
       sessionId,
       roles: user.roles,
       tokenVersion: user.tokenVersion,
+      amr: session.amr,
     });
     return {
       accessToken: access.token,

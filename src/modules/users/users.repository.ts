@@ -3,7 +3,7 @@ import { asc, eq, sql } from 'drizzle-orm';
 import type { Executor } from '../../db/client.js';
 import { isUniqueViolation } from '../../db/errors.js';
 import { afterPosition } from '../../db/keyset.js';
-import { users } from '../../db/schema.js';
+import { totpFactors, users } from '../../db/schema.js';
 import { EmailTaken } from '../../errors.js';
 import type { CursorPosition } from '../../lib/cursor.js';
 import type { User } from './users.schemas.js';
@@ -14,6 +14,8 @@ const publicColumns = {
   name: users.name,
   roles: users.roles,
   emailVerifiedAt: users.emailVerifiedAt,
+  // Derived, so no second copy of the factor's state can disagree with it.
+  mfaEnabled: sql<boolean>`exists (select 1 from ${totpFactors} where ${totpFactors.userId} = ${users.id} and ${totpFactors.enabledAt} is not null)`,
   createdAt: users.createdAt,
   updatedAt: users.updatedAt,
 };
@@ -24,6 +26,7 @@ export type UserRow = {
   name: string | null;
   roles: string[];
   emailVerifiedAt: Date | null;
+  mfaEnabled: boolean;
   createdAt: Date;
   updatedAt: Date;
 };
@@ -40,6 +43,7 @@ export function toUser(row: UserRow): User {
     name: row.name,
     roles: row.roles,
     emailVerified: row.emailVerifiedAt !== null,
+    mfaEnabled: row.mfaEnabled,
     createdAt: row.createdAt.toISOString(),
     updatedAt: row.updatedAt.toISOString(),
   };

@@ -10,6 +10,7 @@ export const UserSchema = Type.Object(
     name: Type.Union([Type.String(), Type.Null()]),
     roles: Type.Array(Type.String(), { description: 'Role names, e.g. `user`, `admin`' }),
     emailVerified: Type.Boolean({ description: 'The user opened a link mailed to `email`' }),
+    mfaEnabled: Type.Boolean({ description: 'TOTP is enabled: a login needs a second step' }),
     createdAt: Type.String({ format: 'date-time' }),
     updatedAt: Type.String({ format: 'date-time' }),
   },
