@@ -179,7 +179,7 @@ t.test('a registration of the address before the confirmation: 409 EMAIL_TAKEN, 
   t.equal((await me(app, holder.accessToken)).json().user.id, squatter.id, 'the address is the registrant’s');
 });
 
-t.test('confirmation voids the links mailed to the old address', async (t) => {
+t.test('confirmation voids the links mailed to the old address, even after moving back', async (t) => {
   const session = await settledSession();
   const { account } = session;
   const resetRequest = await app.inject({
@@ -206,7 +206,17 @@ t.test('confirmation voids the links mailed to the old address', async (t) => {
     payload: { token: verifyMail?.token },
   });
   assertError(t, verifyResponse, 400, 'ACTION_TOKEN_INVALID', 'verification link of the old address');
-  t.equal((await loginRequest(app, newEmail, STRONG_PASSWORD)).statusCode, 200, 'the password is unchanged');
+
+  // Back to the old address: the links it was sent before the move stay void.
+  const back = await changeAndSettle(t, session.accessToken, { ...account, email: newEmail }, account.email);
+  t.equal((await confirm(back.newMails[0]?.token as string)).statusCode, 200, 'moved back');
+  const resetAgain = await app.inject({
+    method: 'POST',
+    url: '/auth/password-reset',
+    payload: { token: resetMail?.token, newPassword: 'a hijacker passphrase' },
+  });
+  assertError(t, resetAgain, 400, 'ACTION_TOKEN_INVALID', 'old reset link, once the address is back');
+  t.equal((await loginRequest(app, account.email, STRONG_PASSWORD)).statusCode, 200, 'the password is unchanged');
 });
 
 t.test('authentication and CSRF', async (t) => {
