@@ -1,8 +1,8 @@
 // An email-change confirmation racing a registration of the same address, on real Postgres: whichever commits first
 // wins, the other gets 409 EMAIL_TAKEN (never a 500), and exactly one user holds the address afterwards. The
 // confirmation's delay after the registration starts follows a staircase (later after a confirmation win, sooner
-// after a registration win, in shrinking steps), so the rounds gather where the two commits overlap and both orders
-// happen.
+// after a registration win, in steps that shrink at each flip and grow along a streak), so the rounds gather where
+// the two commits overlap and both orders happen.
 import { sql } from 'drizzle-orm';
 import t from 'tap';
 import { users } from '../../../src/db/schema.js';
@@ -25,7 +25,7 @@ t.test('confirmation vs registration of the same address: one wins, the other 40
   let currentEmail = changer.email;
   const outcomes = { confirmation: 0, registration: 0 };
   let delayMs = 0;
-  let stepMs = 16;
+  let stepMs = 8;
   let lastWinner: 'confirmation' | 'registration' | undefined;
 
   for (let round = 0; round < ROUNDS; round++) {
@@ -79,9 +79,10 @@ t.test('confirmation vs registration of the same address: one wins, the other 40
     t.equal(profile.json().user.email, currentEmail, `${label}: the changer's email is what its outcome says`);
     const winner = confirmationWon ? 'confirmation' : 'registration';
     outcomes[winner]++;
-    if (lastWinner !== undefined && winner !== lastWinner) stepMs = Math.max(1, stepMs / 2);
+    // Shrinks across the boundary, grows along a streak (a slow machine moves the boundary out).
+    if (lastWinner !== undefined) stepMs = winner === lastWinner ? stepMs * 1.5 : Math.max(1, stepMs / 2);
     lastWinner = winner;
-    delayMs = Math.max(0, delayMs + (confirmationWon ? stepMs : -stepMs));
+    delayMs = Math.max(0, Math.round(delayMs + (confirmationWon ? stepMs : -stepMs)));
   }
   t.comment(`wins: ${JSON.stringify(outcomes)}`);
   // The spread of delays makes both orders happen; if one never does, the race was not exercised.
