@@ -22,7 +22,13 @@ const DAY = 24 * HOUR;
 const clock = new TestClock(Math.floor(Date.now() / 1000) * 1000);
 const { app } = await buildTestApp(t, {
   clock,
-  env: { ACCESS_TOKEN_TTL: '60', REFRESH_TOKEN_TTL: '3600', SESSION_MAX_AGE: String((2 * DAY) / 1000) },
+  env: {
+    ACCESS_TOKEN_TTL: '60',
+    REFRESH_TOKEN_TTL: '3600',
+    SESSION_MAX_AGE: String((2 * DAY) / 1000),
+    // No verification links: this file counts sessions; action tokens are pruned in accounts/action-tokens.test.ts.
+    EMAIL_VERIFICATION: 'off',
+  },
 });
 
 const logoutByRefresh = (session: LoggedIn) =>
@@ -82,6 +88,7 @@ t.test('pruneExpired removes what can no longer matter and keeps the rest', asyn
     // The expired tokens of sessions that stay: the middle session's first token and the recently revoked one's.
     refreshTokens: 2,
     revocations: expiredRevocations.length,
+    actionTokens: 0,
   });
 
   const remaining = await app.db.select({ id: sessions.id }).from(sessions);
@@ -113,7 +120,7 @@ t.test('pruneExpired removes what can no longer matter and keeps the rest', asyn
 
   t.strictSame(
     await pruneExpired(app.db, new Date(clock.now())),
-    { sessions: 0, refreshTokens: 0, revocations: 0 },
+    { sessions: 0, refreshTokens: 0, revocations: 0, actionTokens: 0 },
     'a second run finds nothing',
   );
 });
