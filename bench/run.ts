@@ -70,6 +70,7 @@ for (let i = 0; i < 2_000; i++) {
     userId: login.user.id,
     sessionId: login.user.id,
     roles: ['user'],
+    amr: ['pwd'],
     tokenVersion: 0,
   });
   await app.accessTokens.verify(token.token);

@@ -173,6 +173,7 @@ export interface ClaimsBase {
   ttl?: number;
   /** The user's token version (`ver`); 0 by default, a new user's. */
   tokenVersion?: number;
+  amr?: string[];
 }
 
 /** A complete, valid claim set like the service issues, with overrides applied (`undefined` drops a claim). */
@@ -189,6 +190,7 @@ export function validClaims(base: ClaimsBase, overrides: Overrides = {}): Claims
       sid: base.sessionId,
       roles: base.roles ?? ['user'],
       ver: base.tokenVersion ?? 0,
+      amr: base.amr ?? ['pwd'],
     },
     overrides,
   );

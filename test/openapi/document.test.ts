@@ -57,6 +57,7 @@ const PUBLIC = [
   'POST /auth/password-reset/request',
   'POST /auth/password-reset',
   'POST /auth/email/confirm',
+  'POST /auth/mfa/verify',
 ];
 const CSRF = [
   'POST /auth/refresh',
@@ -64,6 +65,11 @@ const CSRF = [
   'POST /auth/logout-all',
   'POST /auth/password',
   'POST /auth/email',
+  'POST /auth/mfa/totp/setup',
+  'POST /auth/mfa/totp/enable',
+  'POST /auth/mfa/totp/disable',
+  'POST /auth/mfa/recovery-codes',
+  'DELETE /users/{id}/mfa',
   'DELETE /auth/sessions/{id}',
   'PUT /users/{id}/roles',
   'DELETE /users/{id}',
@@ -97,6 +103,12 @@ t.test('every operation has the agreed operationId', async (t) => {
     'POST /auth/password-reset': 'resetPassword',
     'POST /auth/email': 'requestEmailChange',
     'POST /auth/email/confirm': 'confirmEmailChange',
+    'POST /auth/mfa/totp/setup': 'setupTotp',
+    'POST /auth/mfa/totp/enable': 'enableTotp',
+    'POST /auth/mfa/totp/disable': 'disableTotp',
+    'POST /auth/mfa/recovery-codes': 'regenerateRecoveryCodes',
+    'POST /auth/mfa/verify': 'verifyMfa',
+    'DELETE /users/{id}/mfa': 'resetUserMfa',
   });
 });
 
@@ -111,6 +123,15 @@ t.test('named component schemas, referenced rather than copied', async (t) => {
   t.same(document.components.schemas.Error?.properties?.code?.enum, errorCodes, 'Error.code is the catalogue');
   t.equal(
     operation('POST /auth/login').responses['200']?.content?.['application/json']?.schema.$ref,
+    '#/components/schemas/LoginResponse',
+  );
+  // The two outcomes of a login, which a generated client narrows on `mfaRequired`.
+  t.same(
+    (document.components.schemas.LoginResponse as { anyOf?: { $ref: string }[] }).anyOf?.map((entry) => entry.$ref),
+    ['#/components/schemas/TokenResponse', '#/components/schemas/MfaRequired'],
+  );
+  t.equal(
+    operation('POST /auth/mfa/verify').responses['200']?.content?.['application/json']?.schema.$ref,
     '#/components/schemas/TokenResponse',
   );
   const serialized = JSON.stringify(document.paths);

@@ -43,6 +43,11 @@ export async function run(baseUrl: string, email: string, password: string): Pro
 
   const login = await client.POST('/auth/login', { body: { email, password, transport: 'body' } });
   if (login.error) throw new Error(\`login: \${login.error.code}\`);
+  // Two outcomes: the token pair, or the second step when TOTP is on. The client narrows on \`mfaRequired\`.
+  if ('mfaRequired' in login.data) {
+    const step = await client.POST('/auth/mfa/verify', { body: { mfaToken: login.data.mfaToken, code: '000000' } });
+    throw new Error(\`login: a second step was asked (\${step.error?.code ?? 'verified'})\`);
+  }
   const { accessToken, refreshToken, expiresIn } = login.data;
   if (!accessToken || !refreshToken || expiresIn <= 0) throw new Error('login: no token pair');
   const auth = { Authorization: \`Bearer \${accessToken}\` };
@@ -67,7 +72,7 @@ export async function run(baseUrl: string, email: string, password: string): Pro
 
   // The body is optional: an access token alone logs out, even with a JSON content type and no body.
   const second = await client.POST('/auth/login', { body: { email, password } });
-  if (!second.data?.accessToken) throw new Error('second login');
+  if (!second.data || 'mfaRequired' in second.data || !second.data.accessToken) throw new Error('second login');
   const emptyBodyLogout = await client.POST('/auth/logout', {
     headers: { Authorization: \`Bearer \${second.data.accessToken}\`, 'Content-Type': 'application/json' },
   });

@@ -31,7 +31,7 @@ app.get('/probe', async (request, reply) => ({
 }));
 await app.ready();
 
-const subject = { userId: 'user-1', sessionId: 'session-1', roles: ['user'], tokenVersion: 3 };
+const subject = { userId: 'user-1', sessionId: 'session-1', roles: ['user'], tokenVersion: 3, amr: ['pwd'] };
 
 t.test('an issued token: our header, exactly our claims, times from the injectable clock', async (t) => {
   clock.set(start + 123);
@@ -39,7 +39,10 @@ t.test('an issued token: our header, exactly our claims, times from the injectab
   t.equal(expiresIn, config.accessTokenTtl);
   const { header, claims } = decodeToken(token);
   t.strictSame(header, { alg: 'RS256', typ: 'at+jwt', kid: our.kid }, 'alg, typ at+jwt and the active kid only');
-  t.strictSame(Object.keys(claims).sort(), ['aud', 'exp', 'iat', 'iss', 'jti', 'roles', 'sid', 'sub', 'ver']);
+  t.strictSame(
+    Object.keys(claims).sort(),
+    ['aud', 'exp', 'iat', 'iss', 'jti', 'roles', 'sid', 'sub', 'ver', 'amr'].sort(),
+  );
   const iat = Math.floor((start + 123) / 1000);
   t.match(claims, {
     iss: config.issuer,

@@ -340,7 +340,7 @@ t.test('wrong iss or aud', async (t) => {
 });
 
 t.test('each required claim missing: TOKEN_INVALID', async (t) => {
-  for (const claim of ['iss', 'aud', 'sub', 'iat', 'exp', 'jti', 'sid', 'roles', 'ver']) {
+  for (const claim of ['iss', 'aud', 'sub', 'iat', 'exp', 'jti', 'sid', 'roles', 'ver', 'amr']) {
     const token = await mintWithOurKey(keysDir, claimsFor({ [claim]: undefined }));
     assertRejected(t, await bearer(token), 'TOKEN_INVALID', `no ${claim}`);
   }

@@ -73,6 +73,7 @@ t.test('the plugin alone: the permission check comes first, before the route pre
             userId: 'u',
             sessionId: 's',
             roles,
+            amr: ['pwd'],
           };
         });
       },

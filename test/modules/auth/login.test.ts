@@ -100,7 +100,10 @@ t.test('body transport: the token response, no-store, no cookies', async (t) => 
   t.equal(header.alg, 'RS256');
   t.equal(header.typ, 'at+jwt');
   t.equal(header.kid, app.keys.active.kid);
-  t.strictSame(Object.keys(claims).sort(), ['aud', 'exp', 'iat', 'iss', 'jti', 'roles', 'sid', 'sub', 'ver']);
+  t.strictSame(
+    Object.keys(claims).sort(),
+    ['aud', 'exp', 'iat', 'iss', 'jti', 'roles', 'sid', 'sub', 'ver', 'amr'].sort(),
+  );
   t.equal(claims.ver, 0, "ver: a new user's token version");
   t.equal(claims.iss, config.issuer);
   t.equal(claims.aud, config.audience);

@@ -46,7 +46,16 @@ t.test('201 with the user and nothing else', async (t) => {
   const body = response.json();
   t.strictSame(Object.keys(body), ['user']);
   const { user } = body;
-  t.strictSame(Object.keys(user).sort(), ['createdAt', 'email', 'emailVerified', 'id', 'name', 'roles', 'updatedAt']);
+  t.strictSame(Object.keys(user).sort(), [
+    'createdAt',
+    'email',
+    'emailVerified',
+    'id',
+    'mfaEnabled',
+    'name',
+    'roles',
+    'updatedAt',
+  ]);
   t.equal(user.emailVerified, false, 'nobody has opened a link yet');
   t.match(user.id, UUID);
   t.equal(user.email, email);

@@ -38,7 +38,7 @@ const firstAdminAccount = await createAdmin(app);
 let admin: LoggedIn = await login(app, firstAdminAccount);
 
 const UUID_UNKNOWN = '00000000-0000-4000-8000-000000000000';
-const USER_KEYS = ['createdAt', 'email', 'emailVerified', 'id', 'name', 'roles', 'updatedAt'];
+const USER_KEYS = ['createdAt', 'email', 'emailVerified', 'id', 'mfaEnabled', 'name', 'roles', 'updatedAt'];
 
 async function adminIds(): Promise<string[]> {
   const { rows } = await sql.query<{ id: string }>(`SELECT id FROM users WHERE 'admin' = ANY(roles) ORDER BY id`);
