@@ -54,6 +54,8 @@ export interface AccessClaims extends JWTPayload {
   sid: string;
   roles: string[];
   ver: number;
+  /** RFC 8176: `["pwd"]`, `["pwd","otp","mfa"]` after TOTP or a recovery code, `["pop","mfa"]` after a passkey. */
+  amr: string[];
 }
 
 declare module 'fastify' {
@@ -62,6 +64,11 @@ declare module 'fastify' {
     verifyAccessToken: preHandlerAsyncHookHandler;
     /** preHandler: `verifyAccessToken`, then 403 unless the token's roles include `role`. */
     requireRole(role: string): preHandlerAsyncHookHandler;
+    /**
+     * preHandler: `verifyAccessToken`, then 401 `insufficient_user_authentication` (RFC 9470) unless the session was
+     * opened with a second factor (`mfa` in `amr`): the client should send the user through a stronger login.
+     */
+    requireMfa(): preHandlerAsyncHookHandler;
     /** The in-memory copy of the revocation feed. */
     revocationList: RevocationList;
   }
@@ -79,7 +86,7 @@ type FeedItem = {
 };
 
 const FEED_PAGE = 1000;
-const REQUIRED_CLAIMS = ['iss', 'aud', 'sub', 'iat', 'exp', 'jti', 'sid', 'roles', 'ver'];
+const REQUIRED_CLAIMS = ['iss', 'aud', 'sub', 'iat', 'exp', 'jti', 'sid', 'roles', 'ver', 'amr'];
 
 /** The issue time in ms of a UUIDv7 (the auth service's jti), or undefined for another form. */
 function uuidv7Time(jti: string): number | undefined {
@@ -257,7 +264,13 @@ async function authPlugin(app: FastifyInstance, options: AuthPluginOptions): Pro
   const send = (reply: FastifyReply, error: AuthError) => {
     const realm = `Bearer realm="${options.issuer}"`;
     if (error.statusCode === 401) {
-      reply.header('www-authenticate', error.code === 'TOKEN_MISSING' ? realm : `${realm}, error="invalid_token"`);
+      const challenge =
+        error.code === 'TOKEN_MISSING'
+          ? realm
+          : error.code === 'MFA_REQUIRED'
+            ? `${realm}, error="insufficient_user_authentication", error_description="a second factor is required"`
+            : `${realm}, error="invalid_token"`;
+      reply.header('www-authenticate', challenge);
     } else if (error.statusCode === 403) {
       reply.header('www-authenticate', `${realm}, error="insufficient_scope"`);
     } else {
@@ -301,7 +314,9 @@ async function authPlugin(app: FastifyInstance, options: AuthPluginOptions): Pro
       Array.isArray(claims.roles) &&
       claims.roles.every((role) => typeof role === 'string') &&
       Number.isSafeInteger(claims.ver) &&
-      (claims.ver as number) >= 0;
+      (claims.ver as number) >= 0 &&
+      Array.isArray(claims.amr) &&
+      claims.amr.every((method) => typeof method === 'string');
     if (!valid) throw new AuthError(401, 'TOKEN_INVALID', 'The access token is invalid');
     if (feed && Date.now() - revocations.lastSuccess > maxStalenessMs) {
       request.log.error('auth-plugin: revocation feed is stale; refusing tokens until a poll succeeds');
@@ -329,6 +344,16 @@ async function authPlugin(app: FastifyInstance, options: AuthPluginOptions): Pro
       if (reply.sent) return reply;
       if (!request.accessClaims?.roles.includes(role)) {
         return send(reply, new AuthError(403, 'FORBIDDEN', `The "${role}" role is required`));
+      }
+    };
+  });
+
+  app.decorate('requireMfa', (): preHandlerAsyncHookHandler => {
+    return async function (request, reply) {
+      await authenticate.call(this, request, reply);
+      if (reply.sent) return reply;
+      if (!request.accessClaims?.amr.includes('mfa')) {
+        return send(reply, new AuthError(401, 'MFA_REQUIRED', 'Log in with a second factor (TOTP or a passkey)'));
       }
     };
   });

@@ -27,6 +27,11 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     requestedBy: request.accessClaims?.sub,
   }));
 
+  // Sessions opened with a second factor only (amr holds `mfa`: TOTP, a recovery code or a passkey).
+  app.get('/billing', { preHandler: app.requireMfa() }, async (request) => ({
+    amr: request.accessClaims?.amr,
+  }));
+
   await app.ready();
   return app;
 }

@@ -67,12 +67,14 @@ function refused(t: Test, response: Response, statusCode: number, code: string, 
   t.equal(response.statusCode, statusCode, `${label}: status ${statusCode}`);
   t.equal(codeOf(response), code, `${label}: code ${code}`);
   t.match(response.json(), { statusCode, code, error: String, message: String }, `${label}: error shape`);
-  if (statusCode === 401) {
+  if (statusCode === 401 && code !== 'MFA_REQUIRED') {
     const realm = `Bearer realm="${issuer}"`;
     const challenge = code === 'TOKEN_MISSING' ? realm : `${realm}, error="invalid_token"`;
     t.equal(response.headers['www-authenticate'], challenge, `${label}: WWW-Authenticate`);
   }
 }
+
+const challengeOf = (response: Response) => response.headers['www-authenticate'];
 
 /** Polls the resource server until `token` is refused, bounded by the settle delay plus a few poll intervals. */
 async function waitUntilRefused(t: Test, token: string, label: string): Promise<number> {
@@ -136,6 +138,8 @@ t.test('forged tokens are refused: 401 TOKEN_INVALID', async (t) => {
     ['another audience', await mintWithOurKey(keysDir, validClaims(base, { aud: 'http://other-service.test' }))],
     ['no sid', await mintWithOurKey(keysDir, validClaims(base, { sid: undefined }))],
     ['no ver', await mintWithOurKey(keysDir, validClaims(base, { ver: undefined }))],
+    ['no amr', await mintWithOurKey(keysDir, validClaims(base, { amr: undefined }))],
+    ['amr a string', await mintWithOurKey(keysDir, validClaims(base, { amr: 'mfa' }))],
     ['not a JWT', 'abc.def'],
   ];
   for (const [label, token] of forged) refused(t, await get('/me', token), 401, 'TOKEN_INVALID', label);
@@ -154,6 +158,34 @@ t.test('the admin route: 403 FORBIDDEN without the admin role, 200 with it', asy
   t.equal(allowed.statusCode, 200, 'an admin');
   t.equal(allowed.json().requestedBy, admin.account.id);
   refused(t, await get('/admin/reports'), 401, 'TOKEN_MISSING', 'no token at all');
+});
+
+t.test('requireMfa: a password-only session is sent back for a second factor; otp or a passkey passes', async (t) => {
+  const session = await registerAndLogin(auth.app);
+  const passwordOnly = await get('/billing', session.accessToken);
+  refused(t, passwordOnly, 401, 'MFA_REQUIRED', 'amr ["pwd"] (a real login without TOTP)');
+  const stepUp = `Bearer realm="${issuer}", error="insufficient_user_authentication", error_description="a second factor is required"`;
+  t.equal(challengeOf(passwordOnly), stepUp, 'RFC 9470 step-up challenge');
+  const base = {
+    issuer,
+    audience: issuer,
+    subject: session.account.id,
+    sessionId: session.sessionId,
+    nowMs: Date.now(),
+  };
+  for (const amr of [
+    ['pwd', 'otp', 'mfa'],
+    ['pop', 'mfa'],
+  ]) {
+    const response = await get('/billing', await mintWithOurKey(keysDir, validClaims(base, { amr })));
+    t.equal(response.statusCode, 200, `amr ${JSON.stringify(amr)}`);
+    t.same(response.json().amr, amr);
+  }
+  // `otp` without `mfa` is not a second factor by this rule; only the service's own `mfa` marks one.
+  const otpOnly = await get('/billing', await mintWithOurKey(keysDir, validClaims(base, { amr: ['otp'] })));
+  refused(t, otpOnly, 401, 'MFA_REQUIRED', 'amr ["otp"]');
+  t.equal(challengeOf(otpOnly), stepUp, 'the same challenge');
+  refused(t, await get('/billing'), 401, 'TOKEN_MISSING', 'no token at all');
 });
 
 t.test('logout (jti, sid) reaches the resource server within a poll of the feed showing it', async (t) => {
