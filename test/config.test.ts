@@ -185,22 +185,34 @@ t.test('a malformed database URL is refused without echoing it', async (t) => {
   t.notMatch(problem, /hunter2/);
 });
 
-t.test('production refuses embedded stores and insecure cookies', async (t) => {
-  const noDatabase = problemsOf({ NODE_ENV: 'production', REDIS_URL: 'redis://cache:6379' });
+const SMTP = 'smtps://mailer:hunter2@smtp.example.com:465';
+
+t.test('production refuses embedded stores, insecure cookies and the outbox', async (t) => {
+  const noDatabase = problemsOf({ NODE_ENV: 'production', REDIS_URL: 'redis://cache:6379', SMTP_URL: SMTP });
   t.equal(noDatabase.length, 1);
   t.match(noDatabase[0], /^DATABASE_URL\b.*production/);
 
-  const noRedis = problemsOf({ NODE_ENV: 'production', DATABASE_URL: 'postgres://db/auth' });
+  const noRedis = problemsOf({ NODE_ENV: 'production', DATABASE_URL: 'postgres://db/auth', SMTP_URL: SMTP });
   t.equal(noRedis.length, 1);
   t.match(noRedis[0], /^REDIS_URL\b.*production/);
 
-  const neither = problemsOf({ NODE_ENV: 'production' });
-  t.equal(neither.length, 2, 'both missing URLs are named at once');
+  const noSmtp = problemsOf({ NODE_ENV: 'production', DATABASE_URL: 'postgres://db/auth', REDIS_URL: 'redis://c' });
+  t.same(noSmtp, ['SMTP_URL: required when NODE_ENV=production'], 'no SMTP_URL: refused, naming SMTP_URL');
+
+  const none = problemsOf({ NODE_ENV: 'production' });
+  t.equal(none.length, 3, 'every missing URL is named at once');
+  for (const name of ['DATABASE_URL', 'REDIS_URL', 'SMTP_URL']) {
+    t.ok(
+      none.some((problem) => problem.startsWith(name)),
+      `${name} is named`,
+    );
+  }
 
   const insecure = problemsOf({
     NODE_ENV: 'production',
     DATABASE_URL: 'postgres://db/auth',
     REDIS_URL: 'redis://cache:6379',
+    SMTP_URL: SMTP,
     COOKIE_SECURE: 'false',
   });
   t.equal(insecure.length, 1);
@@ -210,9 +222,98 @@ t.test('production refuses embedded stores and insecure cookies', async (t) => {
     NODE_ENV: 'production',
     DATABASE_URL: 'postgres://db/auth',
     REDIS_URL: 'redis://cache:6379',
+    SMTP_URL: SMTP,
   });
   t.equal(ok.isProduction, true);
   t.equal(ok.cookieSecure, true);
+  t.equal(ok.mail.smtpUrl, SMTP);
+});
+
+t.test('mail: defaults', async (t) => {
+  const config = loadConfig({});
+  t.same(config.mail, {
+    smtpUrl: undefined,
+    from: 'no-reply@localhost',
+    appUrl: 'http://localhost:3000',
+    verification: 'optional',
+    ttl: { verifyEmail: 86_400, passwordReset: 1800, emailChange: 3600 },
+  });
+  t.equal(config.rateLimit.mailPerIp, 10);
+  t.equal(config.rateLimit.mailPerEmail, 3);
+  t.equal(loadConfig({ PORT: '4123' }).mail.appUrl, 'http://localhost:4123', 'APP_URL follows the default issuer');
+});
+
+t.test('mail: APP_URL defaults to the issuer, never with a trailing slash', async (t) => {
+  t.equal(loadConfig({ ISSUER: 'https://auth.example.com' }).mail.appUrl, 'https://auth.example.com');
+  t.equal(loadConfig({ ISSUER: 'https://auth.example.com/' }).mail.appUrl, 'https://auth.example.com');
+  t.equal(loadConfig({ ISSUER: 'https://example.com/auth/' }).mail.appUrl, 'https://example.com/auth');
+  const explicit = loadConfig({ ISSUER: 'https://auth.example.com', APP_URL: 'https://app.example.com/portal//' });
+  t.equal(explicit.mail.appUrl, 'https://app.example.com/portal', 'a set APP_URL wins, trimmed');
+  t.equal(explicit.issuer, 'https://auth.example.com', 'and leaves the issuer alone');
+  t.equal(loadConfig({ APP_URL: '' }).mail.appUrl, 'http://localhost:3000', 'an empty APP_URL counts as unset');
+  for (const value of ['ftp://app.example.com', 'app.example.com', 'https://app example.com']) {
+    t.match(problemsOf({ APP_URL: value })[0], /^APP_URL\b/, `APP_URL=${value} is refused`);
+  }
+});
+
+t.test('mail: MAIL_FROM defaults to no-reply@<issuer host>, and must be one header line with an address', async (t) => {
+  t.equal(loadConfig({ ISSUER: 'https://auth.example.com:8443/x' }).mail.from, 'no-reply@auth.example.com');
+  t.equal(loadConfig({ MAIL_FROM: 'Accounts <accounts@example.com>' }).mail.from, 'Accounts <accounts@example.com>');
+  t.equal(loadConfig({ MAIL_FROM: 'accounts@example.com' }).mail.from, 'accounts@example.com');
+  for (const value of ['accounts', 'a@example.com\r\nBcc: victim@example.com', 'Accounts <accounts>']) {
+    t.match(problemsOf({ MAIL_FROM: value })[0], /^MAIL_FROM\b/, `MAIL_FROM=${JSON.stringify(value)} is refused`);
+  }
+});
+
+t.test('mail: SMTP_URL must be smtp:// or smtps://, and is never echoed', async (t) => {
+  t.equal(loadConfig({ SMTP_URL: 'smtp://127.0.0.1:2525' }).mail.smtpUrl, 'smtp://127.0.0.1:2525');
+  t.equal(loadConfig({ SMTP_URL: SMTP }).mail.smtpUrl, SMTP);
+  for (const value of [
+    'http://mailer:hunter2@smtp.example.com',
+    'mailer:hunter2@smtp.example.com',
+    'smtp://mailer:hunter2@[::1',
+  ]) {
+    const problems = problemsOf({ SMTP_URL: value });
+    t.equal(problems.length, 1, `SMTP_URL=${value}: one problem`);
+    t.match(problems[0], /^SMTP_URL: /, 'named, without its value');
+    t.notMatch(problems[0], /hunter2/, 'the credentials are not echoed');
+  }
+  t.match(problemsOf({ SMTP_URL: 'http://x' })[0], /smtp:\/\/ or smtps:\/\//, 'the message says what is expected');
+});
+
+t.test('mail: EMAIL_VERIFICATION is off, optional or required', async (t) => {
+  for (const value of ['off', 'optional', 'required'] as const) {
+    t.equal(loadConfig({ EMAIL_VERIFICATION: value }).mail.verification, value);
+  }
+  for (const value of ['yes', 'true', 'REQUIRED', 'none']) {
+    const [problem] = problemsOf({ EMAIL_VERIFICATION: value });
+    t.match(problem, /^EMAIL_VERIFICATION=.*expected one of off, optional, required/, `${value} is refused`);
+  }
+});
+
+t.test('mail: lifetimes and budgets are whole numbers of at least 1', async (t) => {
+  const config = loadConfig({
+    VERIFY_EMAIL_TTL: '600',
+    PASSWORD_RESET_TTL: '300',
+    EMAIL_CHANGE_TTL: '900',
+    RATE_LIMIT_MAIL_PER_IP: '50',
+    RATE_LIMIT_MAIL_PER_EMAIL: '5',
+  });
+  t.same(config.mail.ttl, { verifyEmail: 600, passwordReset: 300, emailChange: 900 });
+  t.equal(config.rateLimit.mailPerIp, 50);
+  t.equal(config.rateLimit.mailPerEmail, 5);
+  const names = [
+    'VERIFY_EMAIL_TTL',
+    'PASSWORD_RESET_TTL',
+    'EMAIL_CHANGE_TTL',
+    'RATE_LIMIT_MAIL_PER_IP',
+    'RATE_LIMIT_MAIL_PER_EMAIL',
+  ];
+  for (const name of names) {
+    for (const value of ['0', '-1', '1.5', 'abc']) {
+      t.match(problemsOf({ [name]: value })[0], new RegExp(`^${name}\\b`), `${name}=${value} is refused`);
+    }
+  }
 });
 
 t.test('COOKIE_SECURE=false is allowed outside production', async (t) => {
@@ -282,6 +383,7 @@ t.test('production with an empty KEYS_DIR refuses to start', async (t) => {
     REDIS_URL: servers.redisUrl,
     REDIS_KEY_PREFIX: `test:config:${process.pid}:`,
     KEYS_DIR: keysDir,
+    SMTP_URL: 'smtp://127.0.0.1:2525',
     PORT: '0',
   });
   t.not(code, 0, 'exit code is non-zero');

@@ -1,5 +1,9 @@
 // No secret ever reaches a log (issue item 2): the log stream of a full flow at level trace, with forced database
-// failures, holds no password, argon2 hash, access or refresh token, cookie value or CSRF value.
+// failures, holds no password, argon2 hash, access or refresh token, cookie value, CSRF value or action token (the
+// mailed links, and the pages they open, whose URLs carry the token).
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { Writable } from 'node:stream';
 import pg from 'pg';
 import t from 'tap';
@@ -10,6 +14,7 @@ import { createTestDatabase } from './helpers/database.js';
 import { startProxy } from './helpers/proxy.js';
 import { testServers } from './helpers/servers.js';
 import { bearer, COOKIES, cookieValues, STRONG_PASSWORD, uniqueEmail } from './helpers/session-flow.js';
+import { startSmtpSink } from './helpers/smtp.js';
 
 const lines: string[] = [];
 const stream = new Writable({
@@ -26,6 +31,11 @@ const target = new URL(database.url);
 const proxy = await startProxy(target.hostname, Number(target.port || 5432));
 t.teardown(() => proxy.close());
 
+// Mail goes to a real SMTP server (the outbox would log its links at warn on purpose), from a data folder of our own.
+const smtp = await startSmtpSink(t);
+const dataDir = await mkdtemp(path.join(tmpdir(), 'auth-logging-'));
+t.teardown(() => rm(dataDir, { recursive: true, force: true }));
+
 const config = loadConfig({
   NODE_ENV: 'test',
   LOG_LEVEL: 'trace',
@@ -36,6 +46,8 @@ const config = loadConfig({
   ISSUER: 'http://auth.test',
   RATE_LIMIT_ENABLED: 'false',
   PRUNE_INTERVAL: '0',
+  SMTP_URL: smtp.url,
+  DATA_DIR: dataDir,
 });
 // The app's own logger options (redaction, serializers), only written to our stream.
 const app = await buildApp(config, {
@@ -125,6 +137,49 @@ t.test('a full flow, then forced database failures: no secret in the log', async
   });
   t.equal(cookieLogout.statusCode, 204, 'logout (cookie)');
 
+  // Account links: the verification mailed at registration, then a reset request, its page, and the reset.
+  await app.accounts.settled();
+  const verification = (await smtp.waitFor(email, 1))[0]?.token;
+  keep(verification);
+  t.equal(
+    (await app.inject({ method: 'GET', url: `/verify-email?token=${verification}` })).statusCode,
+    200,
+    'the verification page (its URL holds the token)',
+  );
+  const verified = await app.inject({ method: 'POST', url: '/auth/verify-email', payload: { token: verification } });
+  t.equal(verified.statusCode, 200, 'verify email');
+  const resetAsked = await app.inject({ method: 'POST', url: '/auth/password-reset/request', payload: { email } });
+  t.equal(resetAsked.statusCode, 202, 'reset request');
+  await app.accounts.settled();
+  const resetToken = (await smtp.waitFor(email, 2))[1]?.token;
+  t.ok(resetToken, 'the reset link was mailed');
+  keep(resetToken);
+  const resetPage = await app.inject({
+    method: 'GET',
+    url: `/reset-password?token=${resetToken}`,
+    headers: { referer: 'http://auth.test/somewhere' },
+  });
+  t.equal(resetPage.statusCode, 200, 'the reset page (its URL holds the token)');
+  const resetPassword = 'a third passphrase, after the reset';
+  keep(resetPassword);
+  const reset = await app.inject({
+    method: 'POST',
+    url: '/auth/password-reset',
+    payload: { token: resetToken, newPassword: resetPassword },
+  });
+  t.equal(reset.statusCode, 204, 'password reset');
+  const reused = await app.inject({
+    method: 'POST',
+    url: '/auth/password-reset',
+    payload: { token: resetToken, newPassword: 'and yet another passphrase' },
+  });
+  t.equal(reused.statusCode, 400, 'a used reset token is refused (and logged as a client error)');
+  t.equal(
+    (await app.inject({ method: 'POST', url: '/auth/login', payload: { email, password: resetPassword } })).statusCode,
+    200,
+    'the reset password logs in',
+  );
+
   // A query Postgres refuses, after the password was hashed: a CHECK constraint added behind the app's back.
   const admin = new pg.Client({ connectionString: database.url });
   await admin.connect();
@@ -173,6 +228,8 @@ t.test('a full flow, then forced database failures: no secret in the log', async
   t.ok(lines.length > 20, `the log was captured (${lines.length} lines)`);
   t.match(text, /"sqlState":"23514"/, 'the refused query is logged by its SQL state');
   t.match(text, /dependency unavailable/, 'the outage is logged');
+  t.match(text, /reset-password\?token=\[redacted\]/, 'the page URL is logged with its token cut out');
+  t.match(text, /"msg":"mail sent"/, 'the mail deliveries are logged');
   t.notMatch(text, /\$argon2id\$/, 'no argon2 hash');
   t.notMatch(text, /Failed query|params:/, 'no query text or parameters');
   for (const secret of secrets) {

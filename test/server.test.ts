@@ -1,7 +1,8 @@
 import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { stripVTControlCharacters } from 'node:util';
 import t, { type Test } from 'tap';
@@ -34,6 +35,12 @@ interface Server {
  * The environment of one server process on a database, Redis prefix and key folder of its own; `cleanup` drops the
  * Redis keys (call it once the process is gone; the database and keys go in teardown).
  */
+async function makeDataDir(t: Test): Promise<string> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'auth-server-data-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
 async function serverEnv(t: Test): Promise<{ port: number; env: Record<string, string>; cleanup(): Promise<void> }> {
   const servers = await testServers();
   const database = await createTestDatabase(servers.databaseUrl);
@@ -53,6 +60,8 @@ async function serverEnv(t: Test): Promise<{ port: number; env: Record<string, s
     KEYS_DIR: await makeKeysDir(t),
     RATE_LIMIT_ENABLED: 'false',
     PRUNE_INTERVAL: '0',
+    // The outbox of this test's own (without SMTP_URL mail is written there), never the checkout's ./data.
+    DATA_DIR: await makeDataDir(t),
   };
   const cleanup = async () => {
     const { Redis } = await import('ioredis');

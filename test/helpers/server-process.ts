@@ -1,7 +1,9 @@
 // Runs `src/server.ts` (or a script) as a real child process for tests: a free port, loopback only, killed by pid.
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Teardown } from './app.js';
 
@@ -35,6 +37,13 @@ export async function startServerProcess(
   options: { port?: number } = {},
 ): Promise<ServerProcess> {
   const port = options.port ?? (await freePort());
+  // Without SMTP_URL mail goes to DATA_DIR/outbox: a folder of the test's own unless it names one.
+  let dataDir = env.DATA_DIR;
+  if (!dataDir) {
+    const dir = await mkdtemp(path.join(tmpdir(), 'auth-process-data-'));
+    t.teardown(() => rm(dir, { recursive: true, force: true }));
+    dataDir = dir;
+  }
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
     cwd: repoRoot,
     env: {
@@ -44,6 +53,7 @@ export async function startServerProcess(
       PORT: String(port),
       HOST: '127.0.0.1',
       ...env,
+      DATA_DIR: dataDir,
     },
     stdio: ['pipe', 'pipe', 'pipe'],
   });

@@ -21,6 +21,7 @@ async function buildSmallTimeoutApp(t: Test): Promise<App> {
   const config = loadConfig({
     NODE_ENV: 'test',
     LOG_LEVEL: 'silent',
+    EMAIL_VERIFICATION: 'off',
     DATABASE_URL: database.url,
     REDIS_URL: servers.redisUrl,
     REDIS_KEY_PREFIX: `test:timeouts:${process.pid}:`,

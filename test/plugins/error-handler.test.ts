@@ -131,7 +131,7 @@ async function bareApp(t: Test) {
     frameworkErrors,
   });
   await app.register(configPlugin, {
-    config: loadConfig({ NODE_ENV: 'test', ISSUER: 'http://auth.test' }),
+    config: loadConfig({ NODE_ENV: 'test', ISSUER: 'http://auth.test', EMAIL_VERIFICATION: 'off' }),
     clock: systemClock,
   });
   // The plugin installs the 404 handler itself (in the real app behind the rate-limit plugin's per-IP budget).

@@ -52,3 +52,34 @@ t.test('a bad variable: exit 1, one line per problem, the secret never echoed', 
     t.equal(result.stdout, '', `${file}: nothing on stdout`);
   });
 });
+
+const production = {
+  NODE_ENV: 'production',
+  DATABASE_URL: 'postgres://db.invalid/auth',
+  REDIS_URL: 'redis://cache.invalid',
+};
+
+t.test(
+  'production and SMTP_URL: unset or malformed, the server refuses to start, naming it, never echoing it',
+  async (t) => {
+    const [missing, malformed] = await Promise.all([
+      run('src/server.ts', [], production),
+      run('src/server.ts', [], { ...production, SMTP_URL: 'http://mailer:hunter2@smtp.example.com:587' }),
+    ]);
+    t.equal(missing.code, 1, 'unset: exit 1');
+    t.equal(
+      missing.stderr,
+      'Invalid configuration:\n  SMTP_URL: required when NODE_ENV=production\n',
+      'unset: one line naming SMTP_URL, and nothing else',
+    );
+    t.equal(missing.stdout, '', 'unset: nothing on stdout, it never booted');
+
+    t.equal(malformed.code, 1, 'malformed: exit 1');
+    t.equal(
+      malformed.stderr,
+      'Invalid configuration:\n  SMTP_URL: expected an smtp:// or smtps:// URL\n',
+      'malformed: named, with what is expected',
+    );
+    t.notMatch(`${malformed.stdout}${malformed.stderr}`, /hunter2|mailer/, 'malformed: the credentials are not echoed');
+  },
+);

@@ -231,8 +231,16 @@ export class AccountService {
 
   /** Resolves when all deferred work is done and the mail it queued is delivered or given up. */
   async settled(): Promise<void> {
-    while (this.#background.size > 0) await Promise.all([...this.#background]);
+    await this.drained();
     await this.deps.mail.idle();
+  }
+
+  /**
+   * Resolves when all deferred work is done (its mail queued, not necessarily delivered): what shutdown waits for
+   * before the mail queue closes. Waiting for delivery there would wait out every pending retry.
+   */
+  async drained(): Promise<void> {
+    while (this.#background.size > 0) await Promise.all([...this.#background]);
   }
 
   // ---- Internals -------------------------------------------------------------------------------------------------

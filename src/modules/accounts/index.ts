@@ -28,7 +28,8 @@ export default fp(
     auth.onRegistered((user, context) => accounts.afterRegistration(user, context));
     await app.register(accountRoutes);
     // Registered after the mail plugin, so this runs first: deferred work queues its mail before the queue closes.
-    app.addHook('onClose', () => accounts.settled());
+    // Only the deferred work, not its delivery: closing the queue then gives up the mail waiting for a retry.
+    app.addHook('onClose', () => accounts.drained());
   },
   {
     name: 'accounts',
