@@ -7,6 +7,8 @@ export interface User {
   roles: string[];
   createdAt: string;
   updatedAt: string;
+  /** TOTP is on: a password login answers MfaRequired. */
+  mfaEnabled?: boolean;
   [extra: string]: unknown;
 }
 
@@ -25,6 +27,20 @@ export interface MfaRequired {
   mfaToken: string;
   mfaExpiresIn: number;
   methods: string[];
+}
+
+/** The second step of a login: a code of the authenticator app, or one of the recovery codes. */
+export type MfaProof = { mfaToken: string; code: string } | { mfaToken: string; recoveryCode: string };
+
+/** `POST /auth/mfa/totp/setup`: the new secret (base32, for manual entry) and its otpauth URL (for a QR code). */
+export interface TotpSetup {
+  secret: string;
+  otpauthUrl: string;
+}
+
+export interface RecoveryCodes {
+  /** Ten single-use codes, shown once. */
+  recoveryCodes: string[];
 }
 
 export interface Session {
@@ -84,7 +100,21 @@ export interface AuthClient {
   start(): Promise<User | null>;
   subscribe(listener: (state: SessionState | null) => void): () => void;
   register(body: { email: string; password: string; name?: string }): Promise<{ user: User }>;
+  /** A one-step login holds the session at once; with TOTP on it answers MfaRequired and holds nothing yet. */
   login(credentials: { email: string; password: string }): Promise<CookieTokenResponse | MfaRequired>;
+  /**
+   * The second step after MfaRequired (`POST /auth/mfa/verify`, cookie transport): then the session is held exactly
+   * as after a one-step login. A wrong code throws AuthError MFA_CODE_INVALID, a dead mfaToken MFA_TOKEN_INVALID.
+   */
+  verifyMfa(proof: MfaProof): Promise<CookieTokenResponse>;
+  /** Starts enrolling an authenticator app (inactive until enableTotp); a wrong password is INVALID_CREDENTIALS. */
+  setupTotp(currentPassword: string): Promise<TotpSetup>;
+  /** Turns TOTP on with a code of the new secret; the ten recovery codes are shown once. Updates `user`. */
+  enableTotp(code: string): Promise<RecoveryCodes>;
+  /** Turns TOTP off (its recovery codes go with it). Updates `user`. */
+  disableTotp(currentPassword: string, code: string): Promise<void>;
+  /** A new set of ten recovery codes; the old set stops working. */
+  regenerateRecoveryCodes(currentPassword: string, code: string): Promise<RecoveryCodes>;
   /** Ends the session on the service and in every tab; resolves even when it was already over. */
   logout(): Promise<void>;
   /** Refreshes now (coordinated across tabs); `false` when the session is over. */

@@ -1,4 +1,4 @@
-// Browser client of the auth service, cookie transport: login and logout, X-CSRF-Token on unsafe requests, silent
+// Browser client of the auth service, cookie transport: login (with its TOTP second step) and logout, X-CSRF-Token on
 // refresh before the access token expires, one refresh and one retry after a 401, and one refresh for all open tabs
 // (Web Locks serialise it, BroadcastChannel shares the outcome). Plain ES module, no dependencies.
 
@@ -232,6 +232,13 @@ export function createAuthClient(options = {}) {
     return response.status === 204 ? undefined : response.json();
   }
 
+  /** After a change of the account (TOTP on or off): this tab's state gets the user as the service now has it. */
+  async function reloadUser() {
+    const { user } = await json('/users/me');
+    if (state) adopt({ ...state, user }, false);
+    return user;
+  }
+
   async function askPeers() {
     if (!channel) return;
     const started = Date.now();
@@ -288,10 +295,35 @@ export function createAuthClient(options = {}) {
       const response = await send('/auth/login', { method: 'POST', json: { email, password, transport: 'cookie' } });
       if (!response.ok) throw await errorOf(response);
       const body = await response.json();
+      // TOTP enabled: no session yet, the caller completes the login with verifyMfa.
       if (body.mfaRequired) return body;
       adopt(fromTokenResponse(body), true);
       return body;
     },
+    async verifyMfa({ mfaToken, code, recoveryCode }) {
+      const second = recoveryCode !== undefined ? { recoveryCode } : { code };
+      const response = await send('/auth/mfa/verify', {
+        method: 'POST',
+        json: { mfaToken, ...second, transport: 'cookie' },
+      });
+      if (!response.ok) throw await errorOf(response);
+      const body = await response.json();
+      // The same session state as after a one-step login.
+      adopt(fromTokenResponse(body), true);
+      return body;
+    },
+    setupTotp: (currentPassword) => json('/auth/mfa/totp/setup', { method: 'POST', json: { currentPassword } }),
+    async enableTotp(code) {
+      const answer = await json('/auth/mfa/totp/enable', { method: 'POST', json: { code } });
+      await reloadUser();
+      return answer;
+    },
+    async disableTotp(currentPassword, code) {
+      await json('/auth/mfa/totp/disable', { method: 'POST', json: { currentPassword, code } });
+      await reloadUser();
+    },
+    regenerateRecoveryCodes: (currentPassword, code) =>
+      json('/auth/mfa/recovery-codes', { method: 'POST', json: { currentPassword, code } }),
     async logout() {
       try {
         const response = await send('/auth/logout', { method: 'POST', json: {} });

@@ -1,8 +1,10 @@
 // The account page: register, log in, profile, sessions, password and email change, email verification, forgotten
-// password, logout, over client/auth-client.js (the public mail routes through /account.js).
+// password, logout, over client/auth-client.js (the public mail routes through /account.js); two-step verification
+// in /mfa.js.
 import { describe, LINK_SENT, postJson } from '/account.js';
 import { AuthError, createAuthClient } from '/client/auth-client.js';
 import { authBaseUrl } from '/config.js';
+import { setupMfa } from '/mfa.js';
 
 const $ = (selector) => document.querySelector(selector);
 const status = $('#status');
@@ -17,6 +19,9 @@ const SESSION_OVER = new Set(['TOKEN_REVOKED', 'REFRESH_TOKEN_INVALID', 'REFRESH
 
 const client = createAuthClient({ baseUrl: authBaseUrl, onChange: render });
 
+// Two-step verification (web/mfa.js): the login's second step and the account section.
+const mfa = setupMfa({ client, say, run, onLoggedIn: loggedIn });
+
 let wasSignedIn = false;
 
 function render(state) {
@@ -26,6 +31,7 @@ function render(state) {
   $('#signed-in').hidden = !state;
   $('#signed-out').hidden = !!state;
   document.body.dataset.session = state ? 'signed-in' : 'signed-out';
+  mfa.render(state);
   if (!state) return;
   showUser(state.user);
   $('#profile-expiry').textContent = new Date(state.expiresAt).toLocaleTimeString();
@@ -39,6 +45,7 @@ function showUser(user) {
   $('#profile-verified').textContent = verified ? 'Yes' : 'No: open the link we mailed you';
   $('#profile-verified').dataset.verified = String(verified);
   $('#resend-verification').hidden = verified;
+  mfa.showUser(user);
 }
 
 async function loadProfile() {
@@ -129,14 +136,20 @@ $('#login-form').addEventListener('submit', (event) => {
       throw error;
     }
     if (result.mfaRequired) {
-      say('This account needs a second factor, which this page does not support yet.', true);
+      // TOTP is on: no session yet; the second step (web/mfa.js) completes the login.
+      mfa.startSecondStep(result);
       return;
     }
     form.reset();
-    say(`Logged in as ${result.user.email}.`);
-    await loadSessions();
+    await loggedIn(result.user);
   });
 });
+
+/** After a login, one step or two. */
+async function loggedIn(user) {
+  say(`Logged in as ${user.email}.`);
+  await loadSessions();
+}
 
 $('#password-form').addEventListener('submit', (event) => {
   event.preventDefault();

@@ -11,6 +11,8 @@ t.test('the app, its pages and the client are served under the page CSP', async 
     ['/app.css', 'text/css'],
     ['/config.js', 'application/javascript'],
     ['/account.js', 'application/javascript'],
+    ['/mfa.js', 'application/javascript'],
+    ['/qr.js', 'application/javascript'],
     ...ACTION_PAGES.map((page) => [`/${page}.js`, 'application/javascript']),
     ['/client/auth-client.js', 'application/javascript'],
     ['/client/auth-client.d.ts', 'text/plain'],
