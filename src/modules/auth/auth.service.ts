@@ -111,7 +111,9 @@ export class AuthService {
       });
       throw new InvalidCredentials();
     }
-    await slot.succeeded();
+    // With TOTP the login is not complete yet: give the slot back without clearing the budgets, or a new mfaToken
+    // would wipe the wrong codes of the last one (they are failed logins too). The second step clears them.
+    await (account.mfaEnabled ? slot.release() : slot.succeeded());
     // Upgrade hashes made with weaker parameters while the plain password is at hand.
     const rehash = passwords.needsRehash(account.passwordHash) ? await passwords.hash(input.password) : undefined;
     const issued = await db.transaction(async (tx) => {

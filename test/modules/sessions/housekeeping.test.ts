@@ -1,8 +1,10 @@
 // pruneExpired on real Postgres, with sessions aged by a movable clock: expired sessions (with their refresh tokens),
-// sessions revoked over the retention period, expired refresh tokens and expired revocations go; live ones stay.
+// sessions revoked over the retention period, expired refresh tokens, expired revocations and expired second-step
+// challenges go; live ones stay.
 import { eq, inArray, lt } from 'drizzle-orm';
 import t from 'tap';
-import { refreshTokens, revocations, sessions } from '../../../src/db/schema.js';
+import { mfaChallenges, refreshTokens, revocations, sessions } from '../../../src/db/schema.js';
+import { sha256 } from '../../../src/lib/ids.js';
 import { pruneExpired, REVOKED_SESSION_RETENTION_MS } from '../../../src/modules/sessions/housekeeping.js';
 import { buildTestApp } from '../../helpers/app.js';
 import { TestClock } from '../../helpers/clock.js';
@@ -15,6 +17,7 @@ import {
   registerAndLogin,
   sessionRow,
 } from '../../helpers/session-flow.js';
+import { codeNow, enrolTotp, nextStep, startMfaLogin, verifyMfa, wrongCodeNow } from '../../helpers/totp-flow.js';
 
 const HOUR = 3600 * 1000;
 const DAY = 24 * HOUR;
@@ -89,6 +92,7 @@ t.test('pruneExpired removes what can no longer matter and keeps the rest', asyn
     refreshTokens: 2,
     revocations: expiredRevocations.length,
     actionTokens: 0,
+    mfaChallenges: 0,
   });
 
   const remaining = await app.db.select({ id: sessions.id }).from(sessions);
@@ -120,7 +124,50 @@ t.test('pruneExpired removes what can no longer matter and keeps the rest', asyn
 
   t.strictSame(
     await pruneExpired(app.db, new Date(clock.now())),
-    { sessions: 0, refreshTokens: 0, revocations: 0, actionTokens: 0 },
+    { sessions: 0, refreshTokens: 0, revocations: 0, actionTokens: 0, mfaChallenges: 0 },
     'a second run finds nothing',
   );
+});
+
+t.test('pruneExpired removes expired second steps (used, dead or not) and keeps live ones', async (t) => {
+  const user = await registerAndLogin(app);
+  const { secret } = await enrolTotp(app, clock, user.accessToken, user.account.password);
+  // Whatever else has expired by now goes first, so the counts below are this test's alone.
+  await pruneExpired(app.db, new Date(clock.now()));
+
+  const tA = clock.now();
+  const unused = await startMfaLogin(app, user.account);
+  const used = await startMfaLogin(app, user.account);
+  t.equal((await verifyMfa(app, { mfaToken: used, code: codeNow(secret, clock) })).statusCode, 200);
+  clock.advance(100_000);
+  const live = await startMfaLogin(app, user.account);
+  const killed = await startMfaLogin(app, user.account);
+  for (let attempt = 0; attempt < 5; attempt++) {
+    t.equal((await verifyMfa(app, { mfaToken: killed, code: wrongCodeNow(secret, clock) })).statusCode, 401);
+  }
+  const rowOf = async (token: string) =>
+    (
+      await app.db
+        .select()
+        .from(mfaChallenges)
+        .where(eq(mfaChallenges.tokenHash, sha256(token)))
+    )[0];
+
+  // Exactly at the expiry of the first two: they are dead (expires_at <= now), so they go.
+  clock.set(tA + 300_000);
+  const { revocations: _revocations, ...first } = await pruneExpired(app.db, new Date(clock.now()));
+  t.strictSame(first, { sessions: 0, refreshTokens: 0, actionTokens: 0, mfaChallenges: 2 }, 'two expired challenges');
+  t.notOk(await rowOf(unused), 'the unused expired one is gone');
+  t.notOk(await rowOf(used), 'the used expired one is gone');
+  t.ok(await rowOf(live), 'the live one stays');
+  t.ok(await rowOf(killed), 'one dead by wrong codes stays until it expires (it is refused either way)');
+  assertError(t, await verifyMfa(app, { mfaToken: unused, code: codeNow(secret, clock) }), 401, 'MFA_TOKEN_INVALID');
+
+  nextStep(clock);
+  t.equal((await verifyMfa(app, { mfaToken: live, code: codeNow(secret, clock) })).statusCode, 200, 'live still works');
+
+  clock.set(tA + 400_000);
+  const { revocations: _later, ...second } = await pruneExpired(app.db, new Date(clock.now()));
+  t.strictSame(second, { sessions: 0, refreshTokens: 0, actionTokens: 0, mfaChallenges: 2 }, 'then the other two');
+  t.equal((await app.db.select().from(mfaChallenges)).length, 0, 'no challenge left');
 });
