@@ -161,11 +161,13 @@ export class AuthService {
    * Proves the caller knows its current password, for a route that changes something only the owner may change.
    * A wrong one is a failed login of the account (its budgets, a `login_failed` event) and spends a budget of the
    * user's own: 401 INVALID_CREDENTIALS, or 429 while a budget holds. Returns the email and the hash it matched.
+   * `secondProofFollows`: the caller checks a TOTP code next and settles the budgets itself.
    */
   async confirmPassword(
     principal: Principal,
     currentPassword: string,
     context: RequestContext,
+    options: { secondProofFollows?: boolean } = {},
   ): Promise<{ email: string; passwordHash: string }> {
     const { db, passwords, throttle, clock, log } = this.deps;
     const stored = await findPasswordById(db, principal.userId);
@@ -187,7 +189,8 @@ export class AuthService {
       });
       throw new InvalidCredentials();
     }
-    await slot.succeeded();
+    // With a code still to check, a right password must not clear the budgets the code's failures count against.
+    await (options.secondProofFollows ? slot.release() : slot.succeeded());
     return stored;
   }
 

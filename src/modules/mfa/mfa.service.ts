@@ -216,24 +216,52 @@ export class MfaService {
     });
   }
 
-  /** Proves the password and a TOTP code of the enabled factor, then runs `change` under the factor's lock. */
+  /**
+   * Proves the password and a TOTP code of the enabled factor, then runs `change` under the factor's lock. A wrong
+   * code counts like a wrong current password (the user's and the account's budgets), so codes cannot be guessed
+   * here faster than at login.
+   */
   async #withProvenFactor<T>(
     principal: Principal,
     input: { currentPassword: string; code: string },
     context: RequestContext,
     change: (tx: Executor, at: Date) => Promise<T>,
   ): Promise<T> {
-    const { db, auth, clock } = this.deps;
-    await auth.confirmPassword(principal, input.currentPassword, context);
-    return db.transaction(async (tx) => {
-      await lockUser(tx, principal.userId);
-      const factor = await lockTotpFactor(tx, principal.userId);
-      if (!factor?.enabledAt) throw new ValidationFailed('TOTP is not enabled');
-      const step = this.#acceptableStep(factor, input.code);
-      if (step === null) throw new MfaCodeInvalid();
-      await markTotpStepUsed(tx, principal.userId, step);
-      return change(tx, new Date(clock.now()));
+    const { db, auth, throttle, clock, log } = this.deps;
+    const { email } = await auth.confirmPassword(principal, input.currentPassword, context, {
+      secondProofFollows: true,
     });
+    const reservation = await throttle.reservePasswordChange(principal.userId, email, context.ip);
+    if (reservation.limited) throw rateLimited(reservation.retryAfter);
+    const { slot } = reservation;
+    let result: T;
+    try {
+      result = await db.transaction(async (tx) => {
+        await lockUser(tx, principal.userId);
+        const factor = await lockTotpFactor(tx, principal.userId);
+        if (!factor?.enabledAt) throw new ValidationFailed('TOTP is not enabled');
+        const step = this.#acceptableStep(factor, input.code);
+        if (step === null) throw new MfaCodeInvalid();
+        await markTotpStepUsed(tx, principal.userId, step);
+        return change(tx, new Date(clock.now()));
+      });
+    } catch (error) {
+      if (!(error instanceof MfaCodeInvalid)) {
+        await slot.release().catch(() => undefined);
+        throw error;
+      }
+      // The slot stays spent.
+      await recordSecurityEvent(db, log, {
+        type: 'mfa_failed',
+        userId: principal.userId,
+        context,
+        at: new Date(clock.now()),
+        details: { method: 'totp', sessionId: principal.sessionId },
+      });
+      throw error;
+    }
+    await slot.succeeded();
+    return result;
   }
 
   /** The step of `code` if it is a code of the factor's secret near now and newer than the last one used. */

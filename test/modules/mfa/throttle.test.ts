@@ -6,6 +6,7 @@ import { TestClock } from '../../helpers/clock.js';
 import { type Account, assertError, eventsOf, type Response, registerAndLogin } from '../../helpers/session-flow.js';
 import {
   codeNow,
+  disableTotp,
   type Enrolled,
   enrolTotp,
   nextStep,
@@ -110,3 +111,31 @@ t.test('a completed login clears the address budget, like a right password witho
   await wrongCodes(t, ip, await startMfaLogin(app, account, { remoteAddress: ip }), totp, LOGIN_FAILURES - 1);
   t.equal((await loginFrom(ip, account)).statusCode, 200, 'four more wrong codes are within the budget again');
 });
+
+t.test(
+  'wrong codes at disable and recovery-codes spend the budgets too: the right password cannot reset them',
+  async (t) => {
+    const session = await registerAndLogin(app);
+    const totp = await enrolTotp(app, clock, session.accessToken, session.account.password);
+    const proof = (code: string) => ({ currentPassword: session.account.password, code });
+    for (let attempt = 1; attempt <= 5; attempt++) {
+      nextStep(clock);
+      const route = attempt % 2 === 0 ? '/auth/mfa/recovery-codes' : '/auth/mfa/totp/disable';
+      const response = await app.inject({
+        method: 'POST',
+        url: route,
+        headers: { authorization: `Bearer ${session.accessToken}` },
+        payload: proof(wrongCodeNow(totp.secret, clock)),
+      });
+      assertError(t, response, 401, 'MFA_CODE_INVALID', `${route}: wrong code ${attempt}`);
+    }
+    nextStep(clock);
+    const blocked = await disableTotp(app, session.accessToken, proof(codeNow(totp.secret, clock)));
+    assertLimited(t, blocked, 'the right password and the right code, after five wrong codes');
+    t.equal(
+      (await eventsOf(app, session.account.id, 'mfa_failed')).length,
+      5,
+      'each wrong code is an mfa_failed event',
+    );
+  },
+);
