@@ -2,44 +2,18 @@
 // their links open, same origin (APP_URL is the address the browser uses), under the page CSP.
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import type { BrowserContext, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import t from 'tap';
 import { buildTestApp } from '../helpers/app.js';
 import { freePort } from '../helpers/server-process.js';
 import { STRONG_PASSWORD, uniqueEmail } from '../helpers/session-flow.js';
 import { type ReceivedMail, startSmtpSink } from '../helpers/smtp.js';
-import { ARTIFACTS, launchChromium } from './flow.js';
+import { ARTIFACTS, launchChromium, watchContextProblems } from './flow.js';
 
 const NEW_PASSWORD = 'purple elephant riding a unicycle';
 const LINK_SENT = 'If an account exists for that address, we sent a link. It may take a minute to arrive.';
 const INVALID_LINK = /This link is invalid, expired or already used/;
 const WAIT = { timeout: 10_000 };
-
-/**
- * Problems a page reports: errors, CSP violations (also turned into console errors by an init script, so none goes
- * unnoticed), console errors. Chromium logs every 4xx answer as a failed resource load: the ones this test provokes
- * on purpose (400 invalid link or weak password, 401 wrong password or ended session, 409 taken address) are expected.
- */
-async function watchProblems(context: BrowserContext, problems: string[]): Promise<void> {
-  await context.addInitScript(() => {
-    const page = globalThis as unknown as {
-      addEventListener(
-        type: string,
-        listener: (event: { violatedDirective: string; blockedURI: string }) => void,
-      ): void;
-      console: Console;
-    };
-    page.addEventListener('securitypolicyviolation', (event) =>
-      page.console.error(`CSP violation: ${event.violatedDirective} blocked ${event.blockedURI}`),
-    );
-  });
-  context.on('weberror', (error) => problems.push(`pageerror: ${error.error().message}`));
-  context.on('console', (message) => {
-    if (message.type() === 'error' && !/status of (400|401|409)/.test(message.text())) {
-      problems.push(`console: ${message.text()}`);
-    }
-  });
-}
 
 const status = (page: Page, text: RegExp | string) => page.locator('#status', { hasText: text }).waitFor(WAIT);
 const ready = (page: Page) => page.waitForSelector('body[data-ready="true"]', WAIT);
@@ -81,7 +55,8 @@ t.test('account mails and the pages their links open, in Chromium', async (t) =>
   const context = await browser.newContext({ viewport: { width: 1000, height: 1200 } });
   t.teardown(() => context.close());
   const problems: string[] = [];
-  await watchProblems(context, problems);
+  // 400 (an invalid link, a weak password), 401 (a wrong password, an ended session), 409 (a taken address): provoked.
+  await watchContextProblems(context, problems, /^(400|401|409)$/);
   const page = await context.newPage();
 
   // Register and log in through the forms: the address is not verified yet.
@@ -160,7 +135,7 @@ t.test('account mails and the pages their links open, in Chromium', async (t) =>
   t.equal(other.statusCode, 200, 'a session on another device');
   const laptopContext = await browser.newContext();
   t.teardown(() => laptopContext.close());
-  await watchProblems(laptopContext, problems);
+  await watchContextProblems(laptopContext, problems, /^(400|401|409)$/);
   const laptop = await laptopContext.newPage();
   await laptop.goto(`${origin}/`);
   await ready(laptop);

@@ -36,6 +36,37 @@ async function storedState(page: Page, deployment: Deployment): Promise<SessionS
   return raw === null ? null : (JSON.parse(raw) as SessionState);
 }
 
+/**
+ * Collects what a browser context's pages report: page errors, CSP violations (turned into console errors by an init
+ * script, so none goes unnoticed) and console errors. Chromium logs every 4xx answer as a failed resource load:
+ * those whose status `expectedStatuses` matches are the test's own doing.
+ */
+export async function watchContextProblems(
+  context: BrowserContext,
+  problems: string[],
+  expectedStatuses: RegExp,
+): Promise<void> {
+  await context.addInitScript(() => {
+    const page = globalThis as unknown as {
+      addEventListener(
+        type: string,
+        listener: (event: { violatedDirective: string; blockedURI: string }) => void,
+      ): void;
+      console: Console;
+    };
+    page.addEventListener('securitypolicyviolation', (event) =>
+      page.console.error(`CSP violation: ${event.violatedDirective} blocked ${event.blockedURI}`),
+    );
+  });
+  context.on('weberror', (error) => problems.push(`pageerror: ${error.error().message}`));
+  context.on('console', (message) => {
+    const status = /status of (\d{3})/.exec(message.text())?.[1];
+    if (message.type() === 'error' && !(status && expectedStatuses.test(status))) {
+      problems.push(`console: ${message.text()}`);
+    }
+  });
+}
+
 /** Launches Chromium; a missing binary fails the test with what to do (CI installs it), never skips. */
 export async function launchChromium(t: FlowTest, args: string[] = []): Promise<Browser> {
   if (!existsSync(CHROMIUM_PATH)) {

@@ -5,7 +5,7 @@ import { mkdir } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { BrowserContext, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import QRCode from 'qrcode';
 import t from 'tap';
 import type { SessionState } from '../../client/auth-client.js';
@@ -14,7 +14,7 @@ import { buildTestApp } from '../helpers/app.js';
 import { TestClock } from '../helpers/clock.js';
 import { freePort } from '../helpers/server-process.js';
 import { STRONG_PASSWORD, uniqueEmail } from '../helpers/session-flow.js';
-import { ARTIFACTS, launchChromium } from './flow.js';
+import { ARTIFACTS, launchChromium, watchContextProblems } from './flow.js';
 
 const WAIT = { timeout: 10_000 };
 const WRONG_CODE = 'That code is wrong or was already used.';
@@ -75,28 +75,6 @@ t.test('web/qr.js encodes as the qrcode package does, in every version and level
   t.throws(() => encodeQr('x'.repeat(3_000), { errorCorrectionLevel: 'L' }), /too long/, 'too long is an error');
 });
 
-/** Page errors, CSP violations (as console errors, via an init script), console errors but the 401s provoked here. */
-async function watchProblems(context: BrowserContext, problems: string[]): Promise<void> {
-  await context.addInitScript(() => {
-    const page = globalThis as unknown as {
-      addEventListener(
-        type: string,
-        listener: (event: { violatedDirective: string; blockedURI: string }) => void,
-      ): void;
-      console: Console;
-    };
-    page.addEventListener('securitypolicyviolation', (event) =>
-      page.console.error(`CSP violation: ${event.violatedDirective} blocked ${event.blockedURI}`),
-    );
-  });
-  context.on('weberror', (error) => problems.push(`pageerror: ${error.error().message}`));
-  context.on('console', (message) => {
-    // Wrong codes and passwords answer 401, which Chromium logs as a failed resource load.
-    if (message.type() === 'error' && !/status of 401/.test(message.text()))
-      problems.push(`console: ${message.text()}`);
-  });
-}
-
 const status = (page: Page, text: RegExp | string) => page.locator('#status', { hasText: text }).waitFor(WAIT);
 const ready = (page: Page) => page.waitForSelector('body[data-ready="true"]', WAIT);
 const session = (page: Page, state: 'signed-in' | 'signed-out') =>
@@ -129,7 +107,7 @@ t.test('two-step verification in Chromium: set up, log in with a code or a recov
   const context = await browser.newContext({ viewport: { width: 1000, height: 1400 } });
   t.teardown(() => context.close());
   const problems: string[] = [];
-  await watchProblems(context, problems);
+  await watchContextProblems(context, problems, /^401$/);
   const elsewhere: string[] = [];
   context.on('request', (request) => {
     if (!request.url().startsWith(`${origin}/`)) elsewhere.push(request.url());
