@@ -9,15 +9,18 @@ const repoRoot = path.resolve(import.meta.dirname, '../../..');
 export const WEB_ROOT = path.join(repoRoot, 'web');
 export const CLIENT_ROOT = path.join(repoRoot, 'client');
 
-/** @simplewebauthn/browser's one-file bundle (it defines `globalThis.SimpleWebAuthnBrowser`), for web/passkeys.js. */
+/**
+ * @simplewebauthn/browser's one-file bundle (it defines `globalThis.SimpleWebAuthnBrowser`), for web/passkeys.js.
+ * A frontend served from another host must serve it at the same path, next to its copy of web/.
+ */
 export const WEBAUTHN_BROWSER_URL = '/vendor/simplewebauthn-browser.js';
-const WEBAUTHN_BROWSER_DIR = path.join(
+export const WEBAUTHN_BROWSER_DIR = path.join(
   path.dirname(createRequire(import.meta.url).resolve('@simplewebauthn/browser')),
   '..',
   'dist',
   'bundle',
 );
-const WEBAUTHN_BROWSER_FILE = 'index.umd.min.js';
+export const WEBAUTHN_BROWSER_FILE = 'index.umd.min.js';
 
 /** The pages the mails link to (APP_URL defaults to the issuer); each reads its token and takes it out of the URL. */
 export const ACTION_PAGES = ['verify-email', 'reset-password', 'confirm-email'] as const;
