@@ -122,7 +122,8 @@ t.test('a passkey is added, listed, excluded from the next options, and removed'
     "the user's passkeys are excluded",
   );
 
-  // Another, unnamed.
+  // Another, unnamed, a second later (the list is ordered by time, then id).
+  clock.advance(1000);
   const second = await finish(session, new SoftAuthenticator(ORIGIN, RP_ID).create(next));
   t.equal(second.statusCode, 201);
   t.equal(second.json().passkey.name, null, 'no name: null');
