@@ -19,6 +19,7 @@ import discoveryModule from './modules/discovery/index.js';
 import healthModule from './modules/health/index.js';
 import jwksModule from './modules/jwks/index.js';
 import mfaModule from './modules/mfa/index.js';
+import passkeysModule from './modules/passkeys/index.js';
 import revocationsModule from './modules/revocations/index.js';
 import schemasModule from './modules/schemas.js';
 import sessionsModule from './modules/sessions/index.js';
@@ -207,6 +208,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     await app.register(authModule);
     await app.register(accountsModule);
     await app.register(mfaModule);
+    await app.register(passkeysModule);
     await app.register(usersModule);
     await app.register(webModule);
 

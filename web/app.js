@@ -5,6 +5,7 @@ import { describe, LINK_SENT, postJson } from '/account.js';
 import { AuthError, createAuthClient } from '/client/auth-client.js';
 import { authBaseUrl } from '/config.js';
 import { setupMfa } from '/mfa.js';
+import { setupPasskeys } from '/passkeys.js';
 
 const $ = (selector) => document.querySelector(selector);
 const status = $('#status');
@@ -222,6 +223,9 @@ $('#logout').addEventListener('click', () =>
     await client.logout();
   }),
 );
+
+// --- Passkeys (web/passkeys.js): the list and "Add a passkey" when signed in, "Sign in with a passkey" when not.
+setupPasskeys({ client, run, say, onSignedIn: loadSessions });
 
 run(async () => {
   try {

@@ -205,7 +205,11 @@ export const webauthnChallenges = pgTable(
     expiresAt: at('expires_at').notNull(),
     usedAt: at('used_at'),
   },
-  (table) => [index('webauthn_challenges_expires_at_idx').on(table.expiresAt)],
+  (table) => [
+    index('webauthn_challenges_expires_at_idx').on(table.expiresAt),
+    // A registration finds its challenge by user; a user's deletion cascades through it.
+    index('webauthn_challenges_user_id_idx').on(table.userId),
+  ],
 );
 
 export const securityEventTypes = [

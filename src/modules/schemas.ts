@@ -8,6 +8,14 @@ import { DiscoverySchema } from './discovery/discovery.schemas.js';
 import { LiveSchema, ReadySchema } from './health/health.schemas.js';
 import { JwkSchema, JwkSetSchema } from './jwks/jwks.schemas.js';
 import { RecoveryCodesSchema, TotpSetupSchema } from './mfa/mfa.schemas.js';
+import {
+  PasskeyCreationOptionsSchema,
+  PasskeyEnvelopeSchema,
+  PasskeyListSchema,
+  PasskeyLoginOptionsSchema,
+  PasskeyRequestOptionsSchema,
+  PasskeySchema,
+} from './passkeys/passkeys.schemas.js';
 import { RevocationFeedSchema, RevocationSchema } from './revocations/revocations.schemas.js';
 import { SecurityEventListSchema, SecurityEventSchema } from './security-events/security-events.schemas.js';
 import { SessionListSchema, SessionSchema } from './sessions/sessions.schemas.js';
@@ -24,6 +32,12 @@ export const componentSchemas = [
   AcceptedSchema,
   TotpSetupSchema,
   RecoveryCodesSchema,
+  PasskeySchema,
+  PasskeyEnvelopeSchema,
+  PasskeyListSchema,
+  PasskeyCreationOptionsSchema,
+  PasskeyRequestOptionsSchema,
+  PasskeyLoginOptionsSchema,
   SessionSchema,
   SessionListSchema,
   SecurityEventSchema,

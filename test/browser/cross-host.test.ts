@@ -4,7 +4,13 @@
 import fastifyStatic from '@fastify/static';
 import Fastify from 'fastify';
 import t from 'tap';
-import { CLIENT_ROOT, WEB_ROOT } from '../../src/modules/web/index.js';
+import {
+  CLIENT_ROOT,
+  WEB_ROOT,
+  WEBAUTHN_BROWSER_DIR,
+  WEBAUTHN_BROWSER_FILE,
+  WEBAUTHN_BROWSER_URL,
+} from '../../src/modules/web/index.js';
 import { cookieNames } from '../../src/plugins/cookies.js';
 import { buildTestApp } from '../helpers/app.js';
 import { ACCESS_TOKEN_TTL, launchChromium, runFlow } from './flow.js';
@@ -26,6 +32,8 @@ t.test('the browser app on another host of the same site', async (t) => {
   );
   await frontend.register(fastifyStatic, { root: WEB_ROOT, wildcard: false, globIgnore: ['**/config.js'] });
   await frontend.register(fastifyStatic, { root: CLIENT_ROOT, prefix: '/client/', decorateReply: false });
+  // web/passkeys.js imports the WebAuthn browser library from here.
+  frontend.get(WEBAUTHN_BROWSER_URL, (_request, reply) => reply.sendFile(WEBAUTHN_BROWSER_FILE, WEBAUTHN_BROWSER_DIR));
   await frontend.listen({ port: 0, host: '127.0.0.1' });
   const appOrigin = `http://app.site.localtest:${(frontend.server.address() as { port: number }).port}`;
 

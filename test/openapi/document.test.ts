@@ -58,6 +58,8 @@ const PUBLIC = [
   'POST /auth/password-reset',
   'POST /auth/email/confirm',
   'POST /auth/mfa/verify',
+  'POST /auth/passkeys/login/options',
+  'POST /auth/passkeys/login',
 ];
 const CSRF = [
   'POST /auth/refresh',
@@ -73,6 +75,9 @@ const CSRF = [
   'DELETE /auth/sessions/{id}',
   'PUT /users/{id}/roles',
   'DELETE /users/{id}',
+  'POST /auth/passkeys/register/options',
+  'POST /auth/passkeys/register',
+  'DELETE /auth/passkeys/{id}',
 ];
 
 t.test('every operation has the agreed operationId', async (t) => {
@@ -109,6 +114,12 @@ t.test('every operation has the agreed operationId', async (t) => {
     'POST /auth/mfa/recovery-codes': 'regenerateRecoveryCodes',
     'POST /auth/mfa/verify': 'verifyMfa',
     'DELETE /users/{id}/mfa': 'resetUserMfa',
+    'POST /auth/passkeys/register/options': 'passkeyRegistrationOptions',
+    'POST /auth/passkeys/register': 'registerPasskey',
+    'GET /auth/passkeys': 'listPasskeys',
+    'DELETE /auth/passkeys/{id}': 'deletePasskey',
+    'POST /auth/passkeys/login/options': 'passkeyLoginOptions',
+    'POST /auth/passkeys/login': 'loginWithPasskey',
   });
 });
 
@@ -139,7 +150,13 @@ t.test('named component schemas, referenced rather than copied', async (t) => {
 });
 
 t.test('query parameters with a default are optional', async (t) => {
-  for (const label of ['GET /auth/sessions', 'GET /users/me/events', 'GET /users', 'GET /auth/revocations']) {
+  for (const label of [
+    'GET /auth/sessions',
+    'GET /users/me/events',
+    'GET /users',
+    'GET /auth/revocations',
+    'GET /auth/passkeys',
+  ]) {
     const limit = operation(label).parameters?.find((parameter) => parameter.name === 'limit');
     t.equal(limit?.required ?? false, false, `${label}: limit`);
   }
@@ -187,7 +204,7 @@ t.test('every response is described, with its headers', async (t) => {
       }
     }
   }
-  for (const label of ['POST /auth/login', 'POST /auth/refresh']) {
+  for (const label of ['POST /auth/login', 'POST /auth/refresh', 'POST /auth/passkeys/login']) {
     t.ok(operation(label).responses['200']?.headers?.['Set-Cookie'], `${label} 200: Set-Cookie`);
   }
   for (const label of ['POST /auth/logout', 'POST /auth/logout-all']) {

@@ -1,8 +1,9 @@
-// Pruning: expired or long-revoked sessions (with their refresh tokens), expired refresh tokens, expired revocations
-// and expired action tokens.
+// Pruning: expired or long-revoked sessions (with their refresh tokens), expired refresh tokens, expired revocations,
+// expired action tokens, and expired second-step and WebAuthn challenges.
 import type { Executor } from '../../db/client.js';
 import { pruneActionTokens } from '../accounts/action-tokens.repository.js';
 import { pruneMfaChallenges } from '../mfa/mfa.repository.js';
+import { pruneWebauthnChallenges } from '../passkeys/passkeys.repository.js';
 import { pruneRevocations } from '../revocations/revocations.repository.js';
 import { pruneSessions } from './sessions.repository.js';
 
@@ -15,6 +16,7 @@ export interface PruneResult {
   revocations: number;
   actionTokens: number;
   mfaChallenges: number;
+  webauthnChallenges: number;
 }
 
 /** Safe on several instances at once: each run only deletes rows that are already dead. */
@@ -25,5 +27,6 @@ export async function pruneExpired(db: Executor, now: Date): Promise<PruneResult
     revocations: await pruneRevocations(db, now),
     actionTokens: await pruneActionTokens(db, now),
     mfaChallenges: await pruneMfaChallenges(db, now),
+    webauthnChallenges: await pruneWebauthnChallenges(db, now),
   };
 }

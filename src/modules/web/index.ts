@@ -1,5 +1,6 @@
 // The browser app (web/) at / and the browser client (client/) at /client/: static files under a CSP of their own.
 import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import fastifyStatic from '@fastify/static';
 import fp from 'fastify-plugin';
@@ -7,6 +8,19 @@ import fp from 'fastify-plugin';
 const repoRoot = path.resolve(import.meta.dirname, '../../..');
 export const WEB_ROOT = path.join(repoRoot, 'web');
 export const CLIENT_ROOT = path.join(repoRoot, 'client');
+
+/**
+ * @simplewebauthn/browser's one-file bundle (it defines `globalThis.SimpleWebAuthnBrowser`), for web/passkeys.js.
+ * A frontend served from another host must serve it at the same path, next to its copy of web/.
+ */
+export const WEBAUTHN_BROWSER_URL = '/vendor/simplewebauthn-browser.js';
+export const WEBAUTHN_BROWSER_DIR = path.join(
+  path.dirname(createRequire(import.meta.url).resolve('@simplewebauthn/browser')),
+  '..',
+  'dist',
+  'bundle',
+);
+export const WEBAUTHN_BROWSER_FILE = 'index.umd.min.js';
 
 /** The pages the mails link to (APP_URL defaults to the issuer); each reads its token and takes it out of the URL. */
 export const ACTION_PAGES = ['verify-email', 'reset-password', 'confirm-email'] as const;
@@ -27,7 +41,11 @@ export const WEB_CSP_DIRECTIVES = {
 export default fp(
   async (app) => {
     // A build that forgot the files (an image without web/ or client/) fails at boot, not with a 404 at `/`.
-    for (const file of [path.join(WEB_ROOT, 'index.html'), path.join(CLIENT_ROOT, 'auth-client.js')]) {
+    for (const file of [
+      path.join(WEB_ROOT, 'index.html'),
+      path.join(CLIENT_ROOT, 'auth-client.js'),
+      path.join(WEBAUTHN_BROWSER_DIR, WEBAUTHN_BROWSER_FILE),
+    ]) {
       if (!existsSync(file)) throw new Error(`web: ${file} is missing (the browser app and client are served from it)`);
     }
     await app.register(async (web) => {
@@ -51,6 +69,10 @@ export default fp(
           if (file.endsWith('.d.ts')) reply.header('content-type', 'text/plain; charset=utf-8');
         },
       });
+      // From node_modules, so the page runs the version the lock file pins; same origin, so 'self' covers it.
+      web.get(WEBAUTHN_BROWSER_URL, { schema: { hide: true } }, (_request, reply) =>
+        reply.sendFile(WEBAUTHN_BROWSER_FILE, WEBAUTHN_BROWSER_DIR),
+      );
       for (const page of ACTION_PAGES) {
         web.get(`/${page}`, { schema: { hide: true } }, (_request, reply) => reply.sendFile(`${page}.html`));
       }

@@ -93,6 +93,7 @@ t.test('pruneExpired removes what can no longer matter and keeps the rest', asyn
     revocations: expiredRevocations.length,
     actionTokens: 0,
     mfaChallenges: 0,
+    webauthnChallenges: 0,
   });
 
   const remaining = await app.db.select({ id: sessions.id }).from(sessions);
@@ -124,7 +125,7 @@ t.test('pruneExpired removes what can no longer matter and keeps the rest', asyn
 
   t.strictSame(
     await pruneExpired(app.db, new Date(clock.now())),
-    { sessions: 0, refreshTokens: 0, revocations: 0, actionTokens: 0, mfaChallenges: 0 },
+    { sessions: 0, refreshTokens: 0, revocations: 0, actionTokens: 0, mfaChallenges: 0, webauthnChallenges: 0 },
     'a second run finds nothing',
   );
 });
@@ -156,7 +157,11 @@ t.test('pruneExpired removes expired second steps (used, dead or not) and keeps 
   // Exactly at the expiry of the first two: they are dead (expires_at <= now), so they go.
   clock.set(tA + 300_000);
   const { revocations: _revocations, ...first } = await pruneExpired(app.db, new Date(clock.now()));
-  t.strictSame(first, { sessions: 0, refreshTokens: 0, actionTokens: 0, mfaChallenges: 2 }, 'two expired challenges');
+  t.strictSame(
+    first,
+    { sessions: 0, refreshTokens: 0, actionTokens: 0, mfaChallenges: 2, webauthnChallenges: 0 },
+    'two expired challenges',
+  );
   t.notOk(await rowOf(unused), 'the unused expired one is gone');
   t.notOk(await rowOf(used), 'the used expired one is gone');
   t.ok(await rowOf(live), 'the live one stays');
@@ -168,6 +173,10 @@ t.test('pruneExpired removes expired second steps (used, dead or not) and keeps 
 
   clock.set(tA + 400_000);
   const { revocations: _later, ...second } = await pruneExpired(app.db, new Date(clock.now()));
-  t.strictSame(second, { sessions: 0, refreshTokens: 0, actionTokens: 0, mfaChallenges: 2 }, 'then the other two');
+  t.strictSame(
+    second,
+    { sessions: 0, refreshTokens: 0, actionTokens: 0, mfaChallenges: 2, webauthnChallenges: 0 },
+    'then the other two',
+  );
   t.equal((await app.db.select().from(mfaChallenges)).length, 0, 'no challenge left');
 });
