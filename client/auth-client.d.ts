@@ -107,6 +107,12 @@ export interface AuthClient {
    * as after a one-step login. A wrong code throws AuthError MFA_CODE_INVALID, a dead mfaToken MFA_TOKEN_INVALID.
    */
   verifyMfa(proof: MfaProof): Promise<CookieTokenResponse>;
+  /**
+   * Signs in with a passkey: `response` is the assertion of startAuthentication for the challenge of
+   * `POST /auth/passkeys/login/options`. Holds the session exactly as after a password login; a refused passkey
+   * throws AuthError PASSKEY_INVALID.
+   */
+  loginWithPasskey(input: { challengeId: string; response: unknown }): Promise<CookieTokenResponse>;
   /** Starts enrolling an authenticator app (inactive until enableTotp); a wrong password is INVALID_CREDENTIALS. */
   setupTotp(currentPassword: string): Promise<TotpSetup>;
   /** Turns TOTP on with a code of the new secret; the ten recovery codes are shown once. Updates `user`. */

@@ -312,6 +312,17 @@ export function createAuthClient(options = {}) {
       adopt(fromTokenResponse(body), true);
       return body;
     },
+    /** A passkey assertion (from @simplewebauthn/browser's startAuthentication) for the challenge it answered. */
+    async loginWithPasskey({ challengeId, response: assertion }) {
+      const response = await send('/auth/passkeys/login', {
+        method: 'POST',
+        json: { challengeId, response: assertion, transport: 'cookie' },
+      });
+      if (!response.ok) throw await errorOf(response);
+      const body = await response.json();
+      adopt(fromTokenResponse(body), true);
+      return body;
+    },
     setupTotp: (currentPassword) => json('/auth/mfa/totp/setup', { method: 'POST', json: { currentPassword } }),
     async enableTotp(code) {
       const answer = await json('/auth/mfa/totp/enable', { method: 'POST', json: { code } });

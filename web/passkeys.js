@@ -110,10 +110,8 @@ export function setupPasskeys({ client, run, say, onSignedIn }) {
     attempt(async () => {
       const { challengeId, options } = await post('/auth/passkeys/login/options', {});
       const response = await startAuthentication({ optionsJSON: options });
-      const body = await post('/auth/passkeys/login', { challengeId, response, transport: 'cookie' });
-      // The cookies are set; the client picks the session up from them, like a session from an earlier visit.
-      const user = await client.start();
-      if (!user) throw new Error('Signed in, but this page could not pick up the session. Please reload.');
+      // The client holds the new session as after a password login (also for a frontend on another host).
+      const body = await client.loginWithPasskey({ challengeId, response });
       say(`Signed in with a passkey as ${body.user.email}.`);
       await onSignedIn?.();
     }),
