@@ -145,6 +145,7 @@ async function bootWith(t: Test, redisUrl: string, nodeEnv: 'production' | 'test
     ISSUER: 'http://auth.test',
     PRUNE_INTERVAL: '0',
     SESSION_SECRET: 'x'.repeat(32),
+    DATA_ENCRYPTION_KEY: Buffer.alloc(32, 7).toString('base64url'),
     // Required in production; never dialled here.
     SMTP_URL: 'smtp://127.0.0.1:9',
   });
