@@ -5,38 +5,16 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { desc, eq } from 'drizzle-orm';
-import type { BrowserContext, CDPSession, Page } from 'playwright-core';
+import type { CDPSession, Page } from 'playwright-core';
 import t from 'tap';
 import { sessions, users } from '../../src/db/schema.js';
 import { WEBAUTHN_BROWSER_URL } from '../../src/modules/web/index.js';
 import { buildTestApp } from '../helpers/app.js';
 import { freePort } from '../helpers/server-process.js';
 import { COOKIES, claimsOf, eventsOf, STRONG_PASSWORD, uniqueEmail } from '../helpers/session-flow.js';
-import { ARTIFACTS, launchChromium } from './flow.js';
+import { ARTIFACTS, launchChromium, watchContextProblems } from './flow.js';
 
 const WAIT = { timeout: 10_000 };
-
-async function watchProblems(context: BrowserContext, problems: string[]): Promise<void> {
-  await context.addInitScript(() => {
-    const page = globalThis as unknown as {
-      addEventListener(
-        type: string,
-        listener: (event: { violatedDirective: string; blockedURI: string }) => void,
-      ): void;
-      console: Console;
-    };
-    page.addEventListener('securitypolicyviolation', (event) =>
-      page.console.error(`CSP violation: ${event.violatedDirective} blocked ${event.blockedURI}`),
-    );
-  });
-  context.on('weberror', (error) => problems.push(`pageerror: ${error.error().message}`));
-  context.on('console', (message) => {
-    // The refusals this test provokes on purpose are logged by Chromium as failed loads (401).
-    if (message.type() === 'error' && !/status of 401/.test(message.text())) {
-      problems.push(`console: ${message.text()}`);
-    }
-  });
-}
 
 const ready = (page: Page) => page.waitForSelector('body[data-ready="true"]', WAIT);
 const session = (page: Page, state: 'signed-in' | 'signed-out') =>
@@ -101,7 +79,8 @@ t.test('passkeys in Chromium: add, sign in, wrong origin, removal', async (t) =>
   const context = await browser.newContext({ viewport: { width: 1000, height: 1400 } });
   t.teardown(() => context.close());
   const problems: string[] = [];
-  await watchProblems(context, problems);
+  // The refusals this test provokes on purpose are logged by Chromium as failed loads (401).
+  await watchContextProblems(context, problems, /^401$/);
   const page = await context.newPage();
   await page.goto(`${origin}/`);
   await ready(page);
