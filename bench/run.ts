@@ -27,6 +27,8 @@ const config = loadConfig({
   KEYS_DIR: await makeKeysDir(teardown),
   RATE_LIMIT_ENABLED: 'false',
   PRUNE_INTERVAL: '0',
+  // The benchmark measures the token paths: no verification mail (it would go to ./data/outbox).
+  EMAIL_VERIFICATION: 'off',
 });
 const app = await buildApp(config, { logger: false });
 const address = await app.listen({ port: 0, host: '127.0.0.1' });
