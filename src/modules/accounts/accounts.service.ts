@@ -16,6 +16,7 @@ import type { Principal } from '../../plugins/authenticate.js';
 import type { Passwords } from '../../plugins/passwords.js';
 import type { Store } from '../../store/store.js';
 import { type AuthService, normalizeEmail } from '../auth/auth.service.js';
+import { firstRefusal } from '../auth/login-throttle.js';
 import type { RevocationService } from '../revocations/revocations.service.js';
 import { recordSecurityEvent } from '../security-events/security-events.service.js';
 import type { SessionService } from '../sessions/sessions.service.js';
@@ -137,7 +138,8 @@ export class AccountService {
   afterRegistration(user: User, context: RequestContext): void {
     if (this.deps.config.mail.verification === 'off') return;
     this.runInBackground('verification mail', async () => {
-      if (!(await this.#takeMailBudget('verify_email', user.email))) {
+      const budgetSpent = await this.#takeMailBudget('verify_email', user.email);
+      if (budgetSpent) {
         this.deps.log.info({ userId: user.id }, 'verification mail skipped: the address has spent its budget');
         return;
       }
@@ -326,25 +328,24 @@ export class AccountService {
 
   /** Counts one mail to `email` for `purpose`; 429 (and nothing counted) when its budget is spent. */
   async #spendMailBudget(purpose: ActionTokenPurpose, email: string, context: RequestContext): Promise<void> {
-    const { store, config } = this.deps;
-    if (!config.rateLimit.enabled) return;
-    const key = mailBudgetKey(purpose, email);
-    const { count, resetInMs } = await store.hit(key, MAIL_BUDGET_WINDOW_MS);
-    if (count <= config.rateLimit.mailPerEmail) return;
-    await store.release(key);
+    const refused = await this.#takeMailBudget(purpose, email);
+    if (!refused) return;
     this.runInBackground('rate_limited event', () => this.#recordMailLimited(purpose, email, context));
-    throw rateLimited(Math.max(1, Math.ceil(resetInMs / 1000)));
+    throw rateLimited(Math.max(1, Math.ceil(refused.resetInMs / 1000)));
   }
 
-  /** Like #spendMailBudget, for mail nobody asked for by this route (registration): false when spent. */
-  async #takeMailBudget(purpose: ActionTokenPurpose, email: string): Promise<boolean> {
+  /**
+   * Counts one mail to `email` for `purpose`, or, when its budget is spent, counts nothing and returns when the
+   * window resets. Registration's verification mail uses it directly: spent, it is skipped without a 429.
+   */
+  async #takeMailBudget(purpose: ActionTokenPurpose, email: string): Promise<{ resetInMs: number } | undefined> {
     const { store, config } = this.deps;
-    if (!config.rateLimit.enabled) return true;
+    if (!config.rateLimit.enabled) return undefined;
     const key = mailBudgetKey(purpose, email);
-    const { count } = await store.hit(key, MAIL_BUDGET_WINDOW_MS);
-    if (count <= config.rateLimit.mailPerEmail) return true;
+    const { count, resetInMs } = await store.hit(key, MAIL_BUDGET_WINDOW_MS);
+    if (count <= config.rateLimit.mailPerEmail) return undefined;
     await store.release(key);
-    return false;
+    return { resetInMs };
   }
 
   /** `rate_limited` in the targeted account's events, once per window (looked up after the response). */
@@ -356,8 +357,9 @@ export class AccountService {
       log.info({ securityEvent: 'rate_limited', ip: context.ip, limit }, 'rate limited (no such account)');
       return;
     }
-    const first = (await store.hit(`rl-event:${account.id}:${limit}`, MAIL_BUDGET_WINDOW_MS)).count === 1;
-    if (first) await this.#record('rate_limited', account.id, context, { limit });
+    if (await firstRefusal(store, account.id, limit, MAIL_BUDGET_WINDOW_MS)) {
+      await this.#record('rate_limited', account.id, context, { limit });
+    }
   }
 
   async #record(

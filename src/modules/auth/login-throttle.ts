@@ -42,6 +42,11 @@ interface Budget {
 
 const NO_SLOT: FailureSlot = { succeeded: async () => {}, release: async () => {} };
 
+/** Whether this is the first refusal of `subject` by `limit` in `windowMs`: a `rate_limited` event is written once. */
+export async function firstRefusal(store: Store, subject: string, limit: string, windowMs: number): Promise<boolean> {
+  return (await store.hit(`rl-event:${subject}:${limit}`, windowMs)).count === 1;
+}
+
 export class LoginThrottle {
   constructor(
     private readonly store: Store,
@@ -67,8 +72,8 @@ export class LoginThrottle {
   }
 
   /** Whether this is the first refusal of `subject` by `limit` in `windowMs`: its event is recorded once. */
-  async firstRefusal(subject: string, limit: string, windowMs: number): Promise<boolean> {
-    return (await this.store.hit(`rl-event:${subject}:${limit}`, windowMs)).count === 1;
+  firstRefusal(subject: string, limit: string, windowMs: number): Promise<boolean> {
+    return firstRefusal(this.store, subject, limit, windowMs);
   }
 
   #accountBudgets(email: string, ip: string): Budget[] {
