@@ -23,7 +23,7 @@ import {
   updatePasswordHash,
 } from '../users/users.repository.js';
 import type { User } from '../users/users.schemas.js';
-import { type FailureSlot, LOGIN_FAILURE_WINDOW_MS, type LoginThrottle } from './login-throttle.js';
+import { giveBackOnError, LOGIN_FAILURE_WINDOW_MS, type LoginThrottle } from './login-throttle.js';
 
 export interface AuthServiceDeps {
   db: Database;
@@ -244,15 +244,5 @@ export class AuthService {
     } else {
       log.info({ securityEvent: 'rate_limited', ip: context.ip, limit }, 'rate limited (no such account)');
     }
-  }
-}
-
-/** Runs the password check in `slot`; an error reaches no verdict, so the slot is given back. */
-async function giveBackOnError<T>(slot: FailureSlot, check: () => Promise<T>): Promise<T> {
-  try {
-    return await check();
-  } catch (error) {
-    await slot.release().catch(() => undefined);
-    throw error;
   }
 }

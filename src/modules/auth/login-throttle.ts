@@ -125,3 +125,13 @@ export class LoginThrottle {
     };
   }
 }
+
+/** Runs the check (a password, a code) in `slot`; an error reaches no verdict, so the slot is given back. */
+export async function giveBackOnError<T>(slot: FailureSlot, check: () => Promise<T>): Promise<T> {
+  try {
+    return await check();
+  } catch (error) {
+    await slot.release().catch(() => undefined);
+    throw error;
+  }
+}

@@ -13,7 +13,7 @@ import type { RequestContext } from '../../lib/request-context.js';
 import { open, seal } from '../../lib/sealed.js';
 import type { Principal } from '../../plugins/authenticate.js';
 import type { AuthService } from '../auth/auth.service.js';
-import type { LoginThrottle } from '../auth/login-throttle.js';
+import { giveBackOnError, type LoginThrottle } from '../auth/login-throttle.js';
 import type { RevocationService } from '../revocations/revocations.service.js';
 import { recordSecurityEvent } from '../security-events/security-events.service.js';
 import { AMR, type IssuedTokens, type SessionService } from '../sessions/sessions.service.js';
@@ -134,9 +134,8 @@ export class MfaService {
     const reservation = await throttle.reserveLogin(account.email, context.ip);
     if (reservation.limited) throw rateLimited(reservation.retryAfter);
     const { slot } = reservation;
-    let outcome: VerifyOutcome;
-    try {
-      outcome = await db.transaction(async (tx): Promise<VerifyOutcome> => {
+    const outcome = await giveBackOnError(slot, () =>
+      db.transaction(async (tx): Promise<VerifyOutcome> => {
         const user = await lockCredentials(tx, challenge.userId, 'share');
         const locked = await lockMfaChallenge(tx, challenge.id);
         // A password change or reset since the password step ends it, like a deletion does.
@@ -180,11 +179,8 @@ export class MfaService {
           details: { sessionId: tokens.sessionId, secondFactor: method },
         });
         return { kind: 'issued', user: toUser(user), tokens };
-      });
-    } catch (error) {
-      await slot.release().catch(() => undefined);
-      throw error;
-    }
+      }),
+    );
     if (outcome.kind === 'issued') {
       await slot.succeeded();
       return outcome;
