@@ -1,6 +1,7 @@
 // Passkeys on the account page: the list with "Remove" and "Add a passkey" (signed in), and "Sign in with a
 // passkey" (signed out), over @simplewebauthn/browser (served from node_modules at /vendor/) and the passkey routes.
 import '/vendor/simplewebauthn-browser.js';
+import { postJson } from '/account.js';
 import { AuthError } from '/client/auth-client.js';
 
 // The bundle is a UMD file: evaluated as a module, it defines this global.
@@ -43,19 +44,6 @@ export function setupPasskeys({ client, run, say, onSignedIn }) {
         say(sentence, true);
       }
     });
-
-  /** A public route of the service (the client's own calls need a session). */
-  async function post(path, body) {
-    const response = await fetch(`${client.baseUrl}${path}`, {
-      method: 'POST',
-      credentials: 'include',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-    });
-    const data = await response.json().catch(() => undefined);
-    if (!response.ok) throw new AuthError(response.status, data?.code, data?.message, data);
-    return data;
-  }
 
   async function loadPasskeys() {
     const { items } = await client.json('/auth/passkeys?limit=100');
@@ -108,7 +96,7 @@ export function setupPasskeys({ client, run, say, onSignedIn }) {
 
   $('#passkey-login').addEventListener('click', () =>
     attempt(async () => {
-      const { challengeId, options } = await post('/auth/passkeys/login/options', {});
+      const { challengeId, options } = await postJson('/auth/passkeys/login/options', {});
       const response = await startAuthentication({ optionsJSON: options });
       // The client holds the new session as after a password login (also for a frontend on another host).
       const body = await client.loginWithPasskey({ challengeId, response });
