@@ -50,6 +50,8 @@ export interface BuildOptions {
   http?: Partial<HttpTimeouts>;
   /** Overrides the waits between mail delivery attempts (milliseconds); see DEFAULT_RETRY_DELAYS_MS. */
   mailRetryDelaysMs?: readonly number[];
+  /** Registers more routes before the app is ready: the benchmark's measurement-only route, never the server's. */
+  extraRoutes?: (app: App) => void | Promise<void>;
 }
 
 export interface HttpTimeouts {
@@ -211,6 +213,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     await app.register(passkeysModule);
     await app.register(usersModule);
     await app.register(webModule);
+    if (options.extraRoutes) await app.register(async (scope) => options.extraRoutes?.(scope as App));
 
     await app.ready();
   } catch (error) {
