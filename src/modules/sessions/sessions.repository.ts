@@ -1,11 +1,12 @@
 // SQL for sessions and their refresh tokens (stored as SHA-256 only).
 // Lock order, everywhere: the user row, then the session row, then its refresh tokens, so concurrent writers
 // (refresh, logout, logout-all, password change, role change, deletion) never deadlock.
-import { and, desc, eq, gt, isNull, lt, ne, or } from 'drizzle-orm';
+import { and, desc, eq, gt, isNull, lt, ne, or, sql } from 'drizzle-orm';
 import type { Executor } from '../../db/client.js';
 import { afterPosition } from '../../db/keyset.js';
-import { refreshTokens, sessions } from '../../db/schema.js';
+import { refreshTokens, sessions, users } from '../../db/schema.js';
 import type { CursorPosition } from '../../lib/cursor.js';
+import { type TokenUserRow, tokenColumns } from '../users/users.repository.js';
 
 export interface NewSession {
   userId: string;
@@ -68,6 +69,87 @@ export async function findTokenOwner(
   return row;
 }
 
+/**
+ * The first step of a rotation: the user a refresh token belongs to, share-locked (first in the lock order), with
+ * the token's session id. One statement for what would be two reads.
+ */
+export async function lockTokenUser(
+  db: Executor,
+  tokenHash: string,
+): Promise<(TokenUserRow & { sessionId: string }) | undefined> {
+  const [row] = await db
+    .select({ ...tokenColumns, sessionId: refreshTokens.sessionId })
+    .from(refreshTokens)
+    .innerJoin(sessions, eq(sessions.id, refreshTokens.sessionId))
+    .innerJoin(users, eq(users.id, sessions.userId))
+    .where(eq(refreshTokens.tokenHash, tokenHash))
+    .for('share', { of: users });
+  return row;
+}
+
+/**
+ * Locks a live session by writing its last use: the write takes the row lock the rotation needs, so no separate
+ * SELECT ... FOR UPDATE. Nothing (and nothing written) when the session is revoked or past its expiry.
+ */
+export async function touchLiveSession(
+  db: Executor,
+  id: string,
+  at: Date,
+): Promise<{ id: string; userId: string; expiresAt: Date; amr: string[] } | undefined> {
+  const [row] = await db
+    .update(sessions)
+    .set({ lastUsedAt: at })
+    .where(and(eq(sessions.id, id), isNull(sessions.revokedAt), gt(sessions.expiresAt, at)))
+    .returning({ id: sessions.id, userId: sessions.userId, expiresAt: sessions.expiresAt, amr: sessions.amr });
+  return row;
+}
+
+export interface PresentedRefreshToken {
+  id: string;
+  /** When it was first used, before this statement: null means this rotation is its first use. */
+  usedAt: Date | null;
+  expiresAt: Date;
+  /** The child this statement inserted (first use only). */
+  childId: string | null;
+}
+
+/**
+ * The rest of a rotation in one statement, for a session the caller holds locked (that lock serialises every
+ * writer of its tokens, so the token needs no lock of its own and the read sees the latest commit): reads the
+ * presented token if live, and on its first use marks it used and inserts its child. Nothing when the token is
+ * unknown, of another session, revoked or expired.
+ */
+export async function rotateRefreshToken(
+  db: Executor,
+  presented: { tokenHash: string; sessionId: string; at: Date },
+  child: { tokenHash: string; expiresAt: Date },
+): Promise<PresentedRefreshToken | undefined> {
+  const { tokenHash, sessionId, at } = presented;
+  const result = await db.execute(sql`
+    WITH presented AS (
+      SELECT id, used_at, expires_at FROM refresh_tokens
+      WHERE token_hash = ${tokenHash} AND session_id = ${sessionId} AND revoked_at IS NULL AND expires_at > ${at}
+    ), first_use AS (
+      UPDATE refresh_tokens SET used_at = ${at} FROM presented
+      WHERE refresh_tokens.id = presented.id AND presented.used_at IS NULL
+      RETURNING refresh_tokens.id
+    ), child AS (
+      INSERT INTO refresh_tokens (session_id, parent_id, token_hash, issued_at, expires_at)
+      SELECT ${sessionId}::uuid, first_use.id, ${child.tokenHash}, ${at}::timestamptz, ${child.expiresAt}::timestamptz
+      FROM first_use
+      RETURNING id
+    )
+    SELECT presented.id, presented.used_at, presented.expires_at, (SELECT id FROM child) AS child_id FROM presented`);
+  const [row] = (result as unknown as { rows: Record<string, unknown>[] }).rows;
+  if (!row) return undefined;
+  return {
+    id: row.id as string,
+    usedAt: row.used_at === null ? null : new Date(row.used_at as string | Date),
+    expiresAt: new Date(row.expires_at as string | Date),
+    childId: (row.child_id as string | null) ?? null,
+  };
+}
+
 export async function lockSession(db: Executor, sessionId: string): Promise<SessionRow | undefined> {
   const [row] = await db.select().from(sessions).where(eq(sessions.id, sessionId)).for('update');
   return row;
@@ -77,19 +159,6 @@ export async function lockSession(db: Executor, sessionId: string): Promise<Sess
 export async function findRefreshToken(db: Executor, tokenHash: string): Promise<RefreshTokenRow | undefined> {
   const [row] = await db.select().from(refreshTokens).where(eq(refreshTokens.tokenHash, tokenHash));
   return row;
-}
-
-export async function lockRefreshToken(db: Executor, tokenHash: string): Promise<RefreshTokenRow | undefined> {
-  const [row] = await db.select().from(refreshTokens).where(eq(refreshTokens.tokenHash, tokenHash)).for('update');
-  return row;
-}
-
-export async function markRefreshTokenUsed(db: Executor, id: string, at: Date): Promise<void> {
-  await db.update(refreshTokens).set({ usedAt: at }).where(eq(refreshTokens.id, id));
-}
-
-export async function touchSession(db: Executor, id: string, at: Date): Promise<void> {
-  await db.update(sessions).set({ lastUsedAt: at }).where(eq(sessions.id, id));
 }
 
 /** Revokes a (locked) session and every refresh token in it. */

@@ -12,7 +12,7 @@ import type { AccessTokens, VerifiedAccessToken } from '../../plugins/access-tok
 import type { Principal } from '../../plugins/authenticate.js';
 import type { RevocationService, Revoke } from '../revocations/revocations.service.js';
 import { recordSecurityEvent } from '../security-events/security-events.service.js';
-import { bumpTokenVersion, findUserForTokens, lockUser, toUser } from '../users/users.repository.js';
+import { bumpTokenVersion, lockUser, toUser } from '../users/users.repository.js';
 import type { User } from '../users/users.schemas.js';
 import {
   findRefreshToken,
@@ -21,12 +21,12 @@ import {
   insertSession,
   listLiveSessions,
   lockLiveSessionOfUser,
-  lockRefreshToken,
   lockSession,
-  markRefreshTokenUsed,
+  lockTokenUser,
   revokeSessionRow,
   revokeUserSessions,
-  touchSession,
+  rotateRefreshToken,
+  touchLiveSession,
 } from './sessions.repository.js';
 import type { SessionList } from './sessions.schemas.js';
 
@@ -96,15 +96,23 @@ export class SessionService {
       amr: [...amr],
     });
     const refreshToken = randomToken();
-    const refreshExpiresAt = await this.#insertRefreshToken(tx, session, refreshToken, null, now);
+    const refreshExpiresAt = this.#refreshExpiry(session, now);
+    await insertRefreshToken(tx, {
+      sessionId: session.id,
+      parentId: null,
+      tokenHash: sha256(refreshToken),
+      issuedAt: new Date(now),
+      expiresAt: new Date(refreshExpiresAt),
+    });
     return this.#pair(user, session, refreshToken, refreshExpiresAt, now);
   }
 
   /**
    * Rotation with reuse detection (contract: Refresh rotation and reuse). Locks in the one order every session
    * writer uses: the user row (shared: a role change or logout-all waits, or is waited for), then the session row,
-   * then the token row, so concurrent presentations of one token are serialised without deadlocks.
-   * `assertCsrf` runs once the session is known and before anything is written.
+   * whose lock serialises every writer of its tokens, so concurrent presentations of one token queue up without
+   * deadlocks. Five round trips on the common path: BEGIN, the user, the session, the token (read, marked, its child
+   * inserted: one statement), COMMIT. `assertCsrf` runs once the session is known and before anything is written.
    */
   async refresh(
     presented: string,
@@ -114,35 +122,34 @@ export class SessionService {
     const { revocations, clock, config } = this.deps;
     const tokenHash = sha256(presented);
     const outcome = await revocations.transaction(async (tx, revoke): Promise<RefreshOutcome> => {
-      const owner = await findTokenOwner(tx, tokenHash);
-      if (!owner) return { kind: 'invalid' };
-      assertCsrf(owner.sessionId);
-      const user = await findUserForTokens(tx, owner.userId);
-      const session = user ? await lockSession(tx, owner.sessionId) : undefined;
-      const token = session ? await lockRefreshToken(tx, tokenHash) : undefined;
+      const user = await lockTokenUser(tx, tokenHash);
+      if (!user) return { kind: 'invalid' };
+      assertCsrf(user.sessionId);
       const now = clock.now();
-      const live = <Row extends { revokedAt: Date | null; expiresAt: Date }>(row: Row | undefined): row is Row =>
-        row !== undefined && !row.revokedAt && row.expiresAt.getTime() > now;
-      if (!user || !session || !token || !live(session) || !live(token)) return { kind: 'invalid' };
       const at = new Date(now);
+      const session = await touchLiveSession(tx, user.sessionId, at);
+      if (!session) return { kind: 'invalid' };
       const childToken = this.#childOf(presented);
-      if (token.usedAt) {
-        if (now - token.usedAt.getTime() >= config.refreshReuseInterval * 1000) {
-          // A rotated token presented again: assume it was stolen and end the whole session.
-          await this.end(tx, revoke, session, { type: 'refresh_token_reused', context, at });
-          return { kind: 'reused' };
-        }
-        // Inside the grace interval: the same client racing itself. The one child the first use made, again.
-        const child = await findRefreshToken(tx, sha256(childToken));
-        if (!live(child)) return { kind: 'invalid' };
-        await touchSession(tx, session.id, at);
-        const tokens = this.#pair(user, session, childToken, child.expiresAt.getTime(), now);
+      const childExpiresAt = this.#refreshExpiry(session, now);
+      const token = await rotateRefreshToken(
+        tx,
+        { tokenHash, sessionId: session.id, at },
+        { tokenHash: sha256(childToken), expiresAt: new Date(childExpiresAt) },
+      );
+      if (!token) return { kind: 'invalid' };
+      if (token.usedAt === null) {
+        const tokens = this.#pair(user, session, childToken, childExpiresAt, now);
         return { kind: 'issued', user: toUser(user), tokens };
       }
-      await markRefreshTokenUsed(tx, token.id, at);
-      await touchSession(tx, session.id, at);
-      const refreshExpiresAt = await this.#insertRefreshToken(tx, session, childToken, token.id, now);
-      const tokens = this.#pair(user, session, childToken, refreshExpiresAt, now);
+      if (now - token.usedAt.getTime() >= config.refreshReuseInterval * 1000) {
+        // A rotated token presented again: assume it was stolen and end the whole session.
+        await this.end(tx, revoke, session, { type: 'refresh_token_reused', context, at });
+        return { kind: 'reused' };
+      }
+      // Inside the grace interval: the same client racing itself. The one child the first use made, again.
+      const child = await findRefreshToken(tx, sha256(childToken));
+      if (!child || child.revokedAt || child.expiresAt.getTime() <= now) return { kind: 'invalid' };
+      const tokens = this.#pair(user, session, childToken, child.expiresAt.getTime(), now);
       return { kind: 'issued', user: toUser(user), tokens };
     });
     if (outcome.kind === 'invalid') throw new RefreshTokenInvalid();
@@ -285,23 +292,9 @@ export class SessionService {
     return createHmac('sha256', this.deps.refreshChildKey).update(parent).digest('base64url');
   }
 
-  /** Stores a refresh token (its hash); it never outlives the session. Returns its expiry (epoch ms). */
-  async #insertRefreshToken(
-    tx: Executor,
-    session: { id: string; expiresAt: Date },
-    refreshToken: string,
-    parentId: string | null,
-    now: number,
-  ): Promise<number> {
-    const expiresAt = Math.min(now + this.deps.config.refreshTokenTtl * 1000, session.expiresAt.getTime());
-    await insertRefreshToken(tx, {
-      sessionId: session.id,
-      parentId,
-      tokenHash: sha256(refreshToken),
-      issuedAt: new Date(now),
-      expiresAt: new Date(expiresAt),
-    });
-    return expiresAt;
+  /** A refresh token issued now never outlives its session (epoch ms). */
+  #refreshExpiry(session: { expiresAt: Date }, now: number): number {
+    return Math.min(now + this.deps.config.refreshTokenTtl * 1000, session.expiresAt.getTime());
   }
 
   #pair(

@@ -34,7 +34,7 @@ export type UserRow = {
 /** A user as the transaction that mints (or revokes) its tokens reads it: with the token version, under a lock. */
 export type TokenUserRow = UserRow & { tokenVersion: number };
 
-const tokenColumns = { ...publicColumns, tokenVersion: users.tokenVersion };
+export const tokenColumns = { ...publicColumns, tokenVersion: users.tokenVersion };
 
 export function toUser(row: UserRow): User {
   return {
