@@ -1,6 +1,6 @@
 // SQL for users. Reads project the public columns; only the credential lookup touches the hash.
 import { asc, eq, sql } from 'drizzle-orm';
-import type { Executor } from '../../db/client.js';
+import type { Database, Executor } from '../../db/client.js';
 import { isUniqueViolation } from '../../db/errors.js';
 import { afterPosition } from '../../db/keyset.js';
 import { totpFactors, users } from '../../db/schema.js';
@@ -91,6 +91,19 @@ export async function findCredentialsByEmail(
     .from(users)
     .where(eq(sql`lower(${users.email})`, email.toLowerCase()));
   return row;
+}
+
+/**
+ * `findUserById` prepared once: built here rather than per call, and parsed and planned once per connection. For the
+ * hottest read there is, GET /users/me.
+ */
+export function prepareFindUserById(db: Database): (id: string) => Promise<UserRow | undefined> {
+  const query = db
+    .select(publicColumns)
+    .from(users)
+    .where(eq(users.id, sql.placeholder('id')))
+    .prepare('find_user_by_id');
+  return async (id) => ((await query.execute({ id })) as UserRow[])[0];
 }
 
 export async function findUserById(db: Executor, id: string): Promise<UserRow | undefined> {

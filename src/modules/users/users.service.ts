@@ -19,8 +19,10 @@ import {
   listUsers,
   lockAdminSet,
   lockUser,
+  prepareFindUserById,
   type TokenUserRow,
   toUser,
+  type UserRow,
   updateRoles,
 } from './users.repository.js';
 import type { User, UserList } from './users.schemas.js';
@@ -35,11 +37,15 @@ export interface UserServiceDeps {
 const isAdmin = (roles: readonly string[]) => roles.includes('admin');
 
 export class UserService {
-  constructor(private readonly deps: UserServiceDeps) {}
+  readonly #findUserById: (id: string) => Promise<UserRow | undefined>;
+
+  constructor(private readonly deps: UserServiceDeps) {
+    this.#findUserById = prepareFindUserById(deps.db);
+  }
 
   /** The caller. A deleted user's tokens are deny-listed; should one slip through, it is revoked, not a 404. */
   async me(id: string): Promise<User> {
-    const row = await findUserById(this.deps.db, id);
+    const row = await this.#findUserById(id);
     if (!row) throw new TokenRevoked();
     return toUser(row);
   }
