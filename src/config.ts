@@ -1,4 +1,5 @@
 // Configuration: read once from the environment, validated by one TypeBox schema, frozen.
+import { availableParallelism } from 'node:os';
 import { type Static, Type } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 
@@ -50,6 +51,9 @@ export const EnvSchema = Type.Object({
   ARGON2_MEMORY_KIB: Type.Integer({ minimum: 19_456, default: 19_456 }),
   ARGON2_TIME_COST: Type.Integer({ minimum: 2, default: 2 }),
   ARGON2_PARALLELISM: Type.Integer({ minimum: 1, maximum: 16, default: 1 }),
+  // 0: as many hashes at once as the process has CPUs (its affinity counted), so logins never starve the event loop.
+  ARGON2_CONCURRENCY: Type.Integer({ minimum: 0, maximum: 64, default: 0 }),
+  ARGON2_QUEUE_LIMIT: Type.Integer({ minimum: 0, maximum: 10_000, default: 64 }),
   PRUNE_INTERVAL: Seconds(3600, 0),
   // Unset: the issuer. Links in mail point here; it serves (or proxies) the pages that call the account routes.
   APP_URL: Type.Optional(Type.String({ pattern: '^https?://[^\\s]+$', description: 'an http(s) URL' })),
@@ -132,6 +136,8 @@ export interface Config {
   dataEncryptionKey: string | undefined;
   webauthn: { rpId: string; origins: string[] };
   argon2: { memoryCost: number; timeCost: number; parallelism: number };
+  /** Hashes and verifications run at once, and how many more may wait; beyond that, 503 with Retry-After. */
+  passwordHashing: { concurrency: number; queueLimit: number };
   pruneInterval: number;
 }
 
@@ -300,6 +306,10 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       memoryCost: env.ARGON2_MEMORY_KIB,
       timeCost: env.ARGON2_TIME_COST,
       parallelism: env.ARGON2_PARALLELISM,
+    },
+    passwordHashing: {
+      concurrency: env.ARGON2_CONCURRENCY === 0 ? availableParallelism() : env.ARGON2_CONCURRENCY,
+      queueLimit: env.ARGON2_QUEUE_LIMIT,
     },
     pruneInterval: env.PRUNE_INTERVAL,
   });

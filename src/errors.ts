@@ -73,6 +73,7 @@ export const LastAdmin = define('LAST_ADMIN');
 export const PayloadTooLarge = define('PAYLOAD_TOO_LARGE');
 export const UnsupportedMediaType = define('UNSUPPORTED_MEDIA_TYPE');
 export const RateLimited = define('RATE_LIMITED');
+export const ServiceUnavailable = define('SERVICE_UNAVAILABLE');
 
 /** The body of every error response. */
 export interface ErrorBody {
@@ -106,6 +107,11 @@ export class DependencyUnavailable extends Error {
     super(`${dependency} is unavailable`, { cause });
     this.name = 'DependencyUnavailable';
   }
+}
+
+/** SERVICE_UNAVAILABLE for work this instance has no room for now (not a backing service down), with Retry-After. */
+export function serviceBusy(retryAfterSeconds: number): Error & { retryAfterSeconds: number } {
+  return Object.assign(new ServiceUnavailable(), { retryAfterSeconds });
 }
 
 /** RATE_LIMITED carrying the seconds for its Retry-After header. */

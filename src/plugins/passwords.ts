@@ -3,12 +3,20 @@
 import { dictionary } from '@zxcvbn-ts/language-common';
 import argon2 from 'argon2';
 import fp from 'fastify-plugin';
-import { PasswordTooWeak } from '../errors.js';
+import { PasswordTooWeak, serviceBusy } from '../errors.js';
+import { BoundedWorkQueue, QueueFull } from '../lib/bounded-work-queue.js';
 
 export interface Argon2Parameters {
   memoryCost: number;
   timeCost: number;
   parallelism: number;
+}
+
+export interface HashingLimits {
+  /** Hashes and verifications at once: each holds a libuv thread and ARGON2_MEMORY_KIB for its whole run. */
+  concurrency: number;
+  /** How many more may wait for a slot; beyond that, 503 SERVICE_UNAVAILABLE with Retry-After. */
+  queueLimit: number;
 }
 
 export const PASSWORD_MIN_LENGTH = 8;
@@ -18,9 +26,13 @@ export class Passwords {
   readonly #parameters: Argon2Parameters & { type: typeof argon2.argon2id };
   readonly #common: ReadonlySet<string>;
   readonly #dummyHash: Promise<string>;
+  // argon2 is CPU-bound: with libuv's four threads on fewer cores, a burst of logins would take the CPU from every
+  // other request. Bounded to the cores, and the backlog bounded too.
+  readonly #queue: BoundedWorkQueue;
 
-  constructor(parameters: Argon2Parameters) {
+  constructor(parameters: Argon2Parameters, limits: HashingLimits = { concurrency: 1, queueLimit: 64 }) {
     this.#parameters = { ...parameters, type: argon2.argon2id };
+    this.#queue = new BoundedWorkQueue(limits.concurrency, limits.queueLimit);
     // ~49,000 passwords from leaked-password corpora, maintained by zxcvbn-ts; compared case-insensitively.
     this.#common = new Set(dictionary.passwords.map((password: string) => password.toLowerCase()));
     // Made now, so even the first unknown-email login costs exactly one verification.
@@ -47,16 +59,23 @@ export class Passwords {
     }
   }
 
+  /** Hashes and verifications running and waiting (for metrics and tests). */
+  get load(): { running: number; waiting: number } {
+    return { running: this.#queue.running, waiting: this.#queue.waiting };
+  }
+
   hash(password: string): Promise<string> {
-    return argon2.hash(normalize(password), this.#parameters);
+    return this.#limited(() => argon2.hash(normalize(password), this.#parameters));
   }
 
   async verify(hash: string, password: string): Promise<boolean> {
-    try {
-      return await argon2.verify(hash, normalize(password));
-    } catch {
-      return false;
-    }
+    return this.#limited(async () => {
+      try {
+        return await argon2.verify(hash, normalize(password));
+      } catch {
+        return false;
+      }
+    });
   }
 
   /**
@@ -76,6 +95,14 @@ export class Passwords {
       return true;
     }
   }
+
+  async #limited<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await this.#queue.run(work);
+    } catch (error) {
+      throw error instanceof QueueFull ? serviceBusy(error.retryAfterSeconds) : error;
+    }
+  }
 }
 
 // One form for every Unicode spelling of the same password.
@@ -89,7 +116,7 @@ declare module 'fastify' {
 
 export default fp(
   async (app) => {
-    const passwords = new Passwords(app.config.argon2);
+    const passwords = new Passwords(app.config.argon2, app.config.passwordHashing);
     await passwords.ready();
     app.decorate('passwords', passwords);
   },
