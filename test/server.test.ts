@@ -132,8 +132,8 @@ t.test('SIGTERM: the server stops listening and exits 0', async (t) => {
 });
 
 t.test('SIGTERM: an in-flight request completes normally', async (t) => {
-  // Hashing with time cost 40 takes about a second: long enough to signal mid-request.
-  const server = await startServer(t, { ARGON2_TIME_COST: '40' });
+  // Hashing with time cost 40 takes about a second: long enough to signal mid-request. The request line is debug.
+  const server = await startServer(t, { ARGON2_TIME_COST: '40', LOG_LEVEL: 'debug' });
   const email = `shutdown-${randomUUID()}@example.com`;
   const inFlight = request(server.port, 'POST', '/auth/register', {
     email,
