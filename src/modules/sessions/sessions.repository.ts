@@ -1,12 +1,13 @@
 // SQL for sessions and their refresh tokens (stored as SHA-256 only).
 // Lock order, everywhere: the user row, then the session row, then its refresh tokens, so concurrent writers
 // (refresh, logout, logout-all, password change, role change, deletion) never deadlock.
-import { and, desc, eq, gt, isNull, lt, ne, or, sql } from 'drizzle-orm';
+import { and, desc, eq, gt, isNull, lt, ne, or } from 'drizzle-orm';
 import type { Executor } from '../../db/client.js';
 import { afterPosition } from '../../db/keyset.js';
-import { refreshTokens, sessions, users } from '../../db/schema.js';
+import { refreshTokens, sessions } from '../../db/schema.js';
+import { runStatement, type Statement } from '../../db/statements.js';
 import type { CursorPosition } from '../../lib/cursor.js';
-import { type TokenUserRow, tokenColumns } from '../users/users.repository.js';
+import type { TokenUserRow } from '../users/users.repository.js';
 
 export interface NewSession {
   userId: string;
@@ -69,6 +70,44 @@ export async function findTokenOwner(
   return row;
 }
 
+// The rotation's statements (see runStatement): the common path of a refresh is BEGIN, these three, COMMIT.
+const LOCK_TOKEN_USER: Statement = {
+  name: 'refresh_lock_token_user',
+  text: `SELECT u.id, u.email, u.name, u.roles, u.email_verified_at AS "emailVerifiedAt",
+      EXISTS (SELECT 1 FROM totp_factors f WHERE f.user_id = u.id AND f.enabled_at IS NOT NULL) AS "mfaEnabled",
+      u.created_at AS "createdAt", u.updated_at AS "updatedAt", u.token_version AS "tokenVersion",
+      t.session_id AS "sessionId"
+    FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id JOIN users u ON u.id = s.user_id
+    WHERE t.token_hash = $1
+    FOR SHARE OF u`,
+};
+
+const TOUCH_LIVE_SESSION: Statement = {
+  name: 'refresh_touch_live_session',
+  text: `UPDATE sessions SET last_used_at = $2
+    WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2
+    RETURNING id, user_id AS "userId", expires_at AS "expiresAt", amr`,
+};
+
+const ROTATE_REFRESH_TOKEN: Statement = {
+  name: 'refresh_rotate_token',
+  text: `WITH presented AS (
+      SELECT id, used_at, expires_at FROM refresh_tokens
+      WHERE token_hash = $1 AND session_id = $2 AND revoked_at IS NULL AND expires_at > $3
+    ), first_use AS (
+      UPDATE refresh_tokens SET used_at = $3 FROM presented
+      WHERE refresh_tokens.id = presented.id AND presented.used_at IS NULL
+      RETURNING refresh_tokens.id
+    ), child AS (
+      INSERT INTO refresh_tokens (session_id, parent_id, token_hash, issued_at, expires_at)
+      SELECT $2::uuid, first_use.id, $4::text, $3::timestamptz, $5::timestamptz FROM first_use
+      RETURNING id
+    )
+    SELECT presented.id, presented.used_at AS "usedAt", presented.expires_at AS "expiresAt",
+      (SELECT id FROM child) AS "childId"
+    FROM presented`,
+};
+
 /**
  * The first step of a rotation: the user a refresh token belongs to, share-locked (first in the lock order), with
  * the token's session id. One statement for what would be two reads.
@@ -77,13 +116,7 @@ export async function lockTokenUser(
   db: Executor,
   tokenHash: string,
 ): Promise<(TokenUserRow & { sessionId: string }) | undefined> {
-  const [row] = await db
-    .select({ ...tokenColumns, sessionId: refreshTokens.sessionId })
-    .from(refreshTokens)
-    .innerJoin(sessions, eq(sessions.id, refreshTokens.sessionId))
-    .innerJoin(users, eq(users.id, sessions.userId))
-    .where(eq(refreshTokens.tokenHash, tokenHash))
-    .for('share', { of: users });
+  const [row] = await runStatement<TokenUserRow & { sessionId: string }>(db, LOCK_TOKEN_USER, [tokenHash]);
   return row;
 }
 
@@ -96,11 +129,11 @@ export async function touchLiveSession(
   id: string,
   at: Date,
 ): Promise<{ id: string; userId: string; expiresAt: Date; amr: string[] } | undefined> {
-  const [row] = await db
-    .update(sessions)
-    .set({ lastUsedAt: at })
-    .where(and(eq(sessions.id, id), isNull(sessions.revokedAt), gt(sessions.expiresAt, at)))
-    .returning({ id: sessions.id, userId: sessions.userId, expiresAt: sessions.expiresAt, amr: sessions.amr });
+  const [row] = await runStatement<{ id: string; userId: string; expiresAt: Date; amr: string[] }>(
+    db,
+    TOUCH_LIVE_SESSION,
+    [id, at],
+  );
   return row;
 }
 
@@ -125,29 +158,14 @@ export async function rotateRefreshToken(
   child: { tokenHash: string; expiresAt: Date },
 ): Promise<PresentedRefreshToken | undefined> {
   const { tokenHash, sessionId, at } = presented;
-  const result = await db.execute(sql`
-    WITH presented AS (
-      SELECT id, used_at, expires_at FROM refresh_tokens
-      WHERE token_hash = ${tokenHash} AND session_id = ${sessionId} AND revoked_at IS NULL AND expires_at > ${at}
-    ), first_use AS (
-      UPDATE refresh_tokens SET used_at = ${at} FROM presented
-      WHERE refresh_tokens.id = presented.id AND presented.used_at IS NULL
-      RETURNING refresh_tokens.id
-    ), child AS (
-      INSERT INTO refresh_tokens (session_id, parent_id, token_hash, issued_at, expires_at)
-      SELECT ${sessionId}::uuid, first_use.id, ${child.tokenHash}, ${at}::timestamptz, ${child.expiresAt}::timestamptz
-      FROM first_use
-      RETURNING id
-    )
-    SELECT presented.id, presented.used_at, presented.expires_at, (SELECT id FROM child) AS child_id FROM presented`);
-  const [row] = (result as unknown as { rows: Record<string, unknown>[] }).rows;
-  if (!row) return undefined;
-  return {
-    id: row.id as string,
-    usedAt: row.used_at === null ? null : new Date(row.used_at as string | Date),
-    expiresAt: new Date(row.expires_at as string | Date),
-    childId: (row.child_id as string | null) ?? null,
-  };
+  const [row] = await runStatement<PresentedRefreshToken>(db, ROTATE_REFRESH_TOKEN, [
+    tokenHash,
+    sessionId,
+    at,
+    child.tokenHash,
+    child.expiresAt,
+  ]);
+  return row;
 }
 
 export async function lockSession(db: Executor, sessionId: string): Promise<SessionRow | undefined> {

@@ -1,9 +1,10 @@
 // SQL for users. Reads project the public columns; only the credential lookup touches the hash.
 import { asc, eq, sql } from 'drizzle-orm';
-import type { Database, Executor } from '../../db/client.js';
+import type { Executor } from '../../db/client.js';
 import { isUniqueViolation } from '../../db/errors.js';
 import { afterPosition } from '../../db/keyset.js';
 import { totpFactors, users } from '../../db/schema.js';
+import { runStatement, type Statement } from '../../db/statements.js';
 import { EmailTaken } from '../../errors.js';
 import type { CursorPosition } from '../../lib/cursor.js';
 import type { User } from './users.schemas.js';
@@ -34,7 +35,7 @@ export type UserRow = {
 /** A user as the transaction that mints (or revokes) its tokens reads it: with the token version, under a lock. */
 export type TokenUserRow = UserRow & { tokenVersion: number };
 
-export const tokenColumns = { ...publicColumns, tokenVersion: users.tokenVersion };
+const tokenColumns = { ...publicColumns, tokenVersion: users.tokenVersion };
 
 export function toUser(row: UserRow): User {
   return {
@@ -93,17 +94,18 @@ export async function findCredentialsByEmail(
   return row;
 }
 
-/**
- * `findUserById` prepared once: built here rather than per call, and parsed and planned once per connection. For the
- * hottest read there is, GET /users/me.
- */
-export function prepareFindUserById(db: Database): (id: string) => Promise<UserRow | undefined> {
-  const query = db
-    .select(publicColumns)
-    .from(users)
-    .where(eq(users.id, sql.placeholder('id')))
-    .prepare('find_user_by_id');
-  return async (id) => ((await query.execute({ id })) as UserRow[])[0];
+const FIND_USER_BY_ID: Statement = {
+  name: 'users_find_by_id',
+  text: `SELECT id, email, name, roles, email_verified_at AS "emailVerifiedAt",
+      EXISTS (SELECT 1 FROM totp_factors f WHERE f.user_id = users.id AND f.enabled_at IS NOT NULL) AS "mfaEnabled",
+      created_at AS "createdAt", updated_at AS "updatedAt"
+    FROM users WHERE id = $1`,
+};
+
+/** `findUserById` as a named statement (see runStatement): GET /users/me's one read, the hottest there is. */
+export async function findUserByIdFast(db: Executor, id: string): Promise<UserRow | undefined> {
+  const [row] = await runStatement<UserRow>(db, FIND_USER_BY_ID, [id]);
+  return row;
 }
 
 export async function findUserById(db: Executor, id: string): Promise<UserRow | undefined> {

@@ -15,14 +15,13 @@ import {
   deleteUser,
   findCredentialsByEmail,
   findUserById,
+  findUserByIdFast,
   insertUser,
   listUsers,
   lockAdminSet,
   lockUser,
-  prepareFindUserById,
   type TokenUserRow,
   toUser,
-  type UserRow,
   updateRoles,
 } from './users.repository.js';
 import type { User, UserList } from './users.schemas.js';
@@ -37,15 +36,11 @@ export interface UserServiceDeps {
 const isAdmin = (roles: readonly string[]) => roles.includes('admin');
 
 export class UserService {
-  readonly #findUserById: (id: string) => Promise<UserRow | undefined>;
-
-  constructor(private readonly deps: UserServiceDeps) {
-    this.#findUserById = prepareFindUserById(deps.db);
-  }
+  constructor(private readonly deps: UserServiceDeps) {}
 
   /** The caller. A deleted user's tokens are deny-listed; should one slip through, it is revoked, not a 404. */
   async me(id: string): Promise<User> {
-    const row = await this.#findUserById(id);
+    const row = await findUserByIdFast(this.deps.db, id);
     if (!row) throw new TokenRevoked();
     return toUser(row);
   }

@@ -1,0 +1,29 @@
+// The hottest statements, run past the query builder: written once as SQL, and on Postgres named, so each connection
+// parses and plans them once. Building a query through drizzle costs more CPU than Postgres spends running one of
+// these, and a refresh or GET /users/me is a handful of them; every other query keeps the builder.
+import pg from 'pg';
+import type { Executor } from './client.js';
+
+export interface Statement {
+  /** Unique per SQL text: Postgres keeps one plan per name and connection. */
+  name: string;
+  text: string;
+}
+
+interface PgliteQueryable {
+  query<Row>(text: string, values: unknown[]): Promise<{ rows: Row[] }>;
+}
+
+/**
+ * Runs a statement on the connection behind a drizzle database or transaction (inside that transaction, if one).
+ * Rows come back as Postgres names them: alias columns to the property names the caller wants.
+ */
+export async function runStatement<Row>(executor: Executor, statement: Statement, values: unknown[]): Promise<Row[]> {
+  // drizzle keeps the driver's client (a pg Pool or PoolClient, or PGlite or its transaction) on its session.
+  const client = (executor as unknown as { session: { client: unknown } }).session.client;
+  if (client instanceof pg.Pool || client instanceof pg.Client) {
+    const result = await client.query<Row & pg.QueryResultRow>({ name: statement.name, text: statement.text, values });
+    return result.rows;
+  }
+  return (await (client as PgliteQueryable).query<Row>(statement.text, values)).rows;
+}
