@@ -3,6 +3,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { EmbeddedMemory, SeedCounts } from './interfaces.js';
 import type { Machine } from './machine.js';
+import { USAGE } from './options.js';
 import type { Check, SideSummary } from './stats.js';
 
 export interface ScenarioResult {
@@ -12,6 +13,8 @@ export interface ScenarioResult {
   a: SideSummary;
   b: SideSummary;
   checks: Check[];
+  /** The service's VmHWM once this scenario ended, MiB: which scenario raised the peak. */
+  servicePeakRssMb: number | null;
 }
 
 export interface ProcessMemoryRow {
@@ -47,6 +50,8 @@ export interface Results {
   wallSeconds: number;
   machine: Machine;
   pinning: string;
+  /** os.loadavg() (1, 5, 15 minutes) before the benchmark started anything, and at its end. */
+  loadAverage: { start: number[]; end: number[] };
   settings: {
     seconds: number;
     warmupSeconds: number;
@@ -59,7 +64,12 @@ export interface Results {
     serviceEnv: Record<string, string>;
   };
   scenarios: ScenarioResult[];
-  memory: { processes: ProcessMemoryRow[]; embedded: EmbeddedMemory | Skipped };
+  memory: {
+    processes: ProcessMemoryRow[];
+    embedded: EmbeddedMemory | Skipped;
+    /** The service's VmHWM after the setup (registrations and logins, argon2id four at a time), MiB. */
+    servicePeakAfterSetupMb: number | null;
+  };
   seeded: SeededResult | Skipped | null;
   /** Every check of the run, scenarios, memory and seeded database together. */
   checks: Check[];
@@ -178,6 +188,7 @@ export function seededTable(seeded: SeededResult): string {
 }
 
 const count = (value: number) => integer.format(value);
+const loads = (values: number[] | undefined) => (values ?? []).map((value) => value.toFixed(2)).join(' / ') || 'n/a';
 
 function seededSection(results: Results): string {
   const { seeded } = results;
@@ -224,11 +235,21 @@ ${passed} of ${results.checks.length} targets met.
 ${results.command}
 \`\`\`
 
+Needs Postgres and Redis as for \`npm test\` (see README.md), Linux for the memory figures and \`taskset\` for
+the pinning. It takes 6-7 minutes with the defaults; \`npm run bench\` without \`--write\` prints the same tables
+and writes only bench/results/latest.json.
+
+\`\`\`text
+${USAGE}
+\`\`\`
+
 Measured ${results.date.slice(0, 10)} (${results.date}); the whole run took ${Math.round(results.wallSeconds)} s.
 
 - CPU: ${machine.cpuModel}, ${machine.cores} cores, ${machine.memoryGb} GB of memory; ${machine.os}
 - Node ${machine.node}; ${machine.postgres}; ${machine.redis}
 - ${results.pinning}
+- load average (1, 5, 15 min) before the run ${loads(results.loadAverage?.start)}, at its end ${loads(results.loadAverage?.end)};
+  above ~0.5 before the run, other work shared the machine and the figures are noisier
 - ${settings.rounds} round(s) of ${settings.seconds} s per side, after a ${settings.warmupSeconds} s warm-up run of each; ${settings.connections} connections (${settings.loginConnections} for login and for the storm)
 - every server: \`${settings.runtime}\`; the service with ${Object.entries(settings.serviceEnv)
     .map(([name, value]) => `\`${name}=${value}\``)
@@ -249,6 +270,11 @@ ${figuresTable(results)}
 MB here are MiB: VmRSS and VmHWM from \`/proc/<pid>/status\`, in kB, divided by 1024.
 
 ${memoryTable(results)}
+
+The service's peak RSS after the setup (registrations and logins) ${mb(results.memory.servicePeakAfterSetupMb ?? null)},
+and as each scenario ended: ${results.scenarios
+    .map((scenario) => `${scenario.id} ${mb(scenario.servicePeakRssMb ?? null)}`)
+    .join(', ')}.
 
 ## Seeded database
 

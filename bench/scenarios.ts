@@ -14,7 +14,10 @@ export interface Origins {
 
 /** Credentials made through the service's own routes before measuring (see fixtures.ts). */
 export interface Credentials {
-  /** `Bearer <access token>`, one user per connection of the /users/me and authenticated scenarios. */
+  /**
+   * `Bearer <access token>`, one user per connection of the /users/me and authenticated scenarios; replaced by the
+   * runner before the tokens expire (read at each run).
+   */
   bearers: string[];
   /** Login bodies of the login scenario's connections. */
   loginBodies: string[];
@@ -56,14 +59,13 @@ const bodies = (list: string[]) => list.map((body) => ({ body }));
 
 export function scenarios(origins: Origins, credentials: Credentials, settings: Settings): Pair[] {
   const { connections, loginConnections } = settings;
-  const bearer = bearerStreams(connections, credentials.bearers);
   const get = (name: string, origin: string, path: string): LoadStream => ({
     name,
     origin,
     method: 'GET',
     path,
     connections,
-    perConnection: bearer,
+    perConnection: bearerStreams(connections, credentials.bearers),
   });
   const usersMe = () => get('GET /users/me', origins.service, '/users/me');
   const loginStream = (name: string, origin: string, path: string, loginBodies: string[]): LoadStream => ({
