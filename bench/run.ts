@@ -214,14 +214,7 @@ async function seedAndRerun(context: {
   load: LoadGenerator;
   empty: ScenarioResult[];
 }): Promise<{ seeded: SeededResult | Skipped; memory?: ProcessMemoryRow }> {
-  let seedModule: Awaited<ReturnType<typeof loadSeedModule>>;
-  try {
-    seedModule = await loadSeedModule();
-  } catch (error) {
-    if (!(error instanceof MissingModule)) throw error;
-    log(`--seed-rows: skipped, ${error.message}`);
-    return { seeded: { skipped: error.message } };
-  }
+  const seedModule = await loadSeedModule();
   const selected = context.empty.filter((scenario) => SEEDED_SCENARIOS.includes(scenario.id));
   // The service is stopped while seeding: COPY gets the machine, and the restart starts from cold caches like a
   // deployment on a database that size.
@@ -282,10 +275,25 @@ async function measureEmbedded(): Promise<EmbeddedMemory | Skipped> {
     log('embedded defaults: bench/embedded-memory.ts');
     return await module.measureEmbeddedMemory((line) => log(`embedded: ${line}`));
   } catch (error) {
-    if (!(error instanceof MissingModule)) throw error;
-    log(`embedded defaults: skipped, ${error.message}`);
-    return { skipped: error.message };
+    return notMeasured('embedded defaults', error);
   }
+}
+
+/**
+ * The other modules' parts of the run (seeding, embedded memory) are reported as not measured when they fail, so
+ * the scenarios measured before still reach the report; a failure (unlike a module not written yet) still makes
+ * the run exit 1.
+ */
+const failures: string[] = [];
+function notMeasured(what: string, error: unknown): Skipped {
+  const message = (error as Error).message ?? String(error);
+  if (error instanceof MissingModule) {
+    log(`${what}: skipped, ${message}`);
+    return { skipped: message };
+  }
+  log(`${what}: FAILED: ${(error as Error).stack ?? message}`);
+  failures.push(`${what}: ${message}`);
+  return { skipped: `failed: ${message.split('\n')[0]}` };
 }
 
 async function main(pinning: Pinning): Promise<Results> {
@@ -416,7 +424,7 @@ async function main(pinning: Pinning): Promise<Results> {
       users,
       load,
       empty: scenarioResults,
-    });
+    }).catch((error: unknown) => ({ seeded: notMeasured('seeded database', error), memory: undefined }));
     seeded = outcome.seeded;
     if (outcome.memory) processes.push(outcome.memory);
   }
@@ -482,6 +490,8 @@ try {
   formatJson(written.filter((file) => file.endsWith('.json')));
   process.stdout.write(`\n${markdownSummary(results)}\n\n`);
   log(`wrote ${written.map((file) => path.relative(repoRoot, file)).join(', ')}`);
+  for (const failure of failures) log(`not measured because it failed: ${failure}`);
+  if (failures.length > 0) process.exitCode = 1;
   const failed = results.checks.filter((check) => !check.pass).length;
   log(
     `${results.checks.length - failed} of ${results.checks.length} targets met; ${Math.round(results.wallSeconds)} s in all`,
