@@ -286,8 +286,8 @@ ${METHOD}
 
 const METHOD = `## Method
 
-- **The service** runs as its own process (\`bench/service.ts\`: \`loadConfig\` and \`buildApp\`, as \`src/server.ts\`
-  does) with \`NODE_ENV=production\` on real Postgres and Redis (the test servers: \`TEST_DATABASE_URL\` /
+- **The service** runs as its own process (\`bench/service.ts\`: \`loadConfig\`, \`buildApp\` and the background
+  threads' lower priority, as \`src/server.ts\` does) with \`NODE_ENV=production\` on real Postgres and Redis (the test servers: \`TEST_DATABASE_URL\` /
   \`TEST_REDIS_URL\`, else the local ones, else testcontainers), in a database and a Redis key prefix of its own,
   both removed at the end. Its JSON log at \`info\` goes to /dev/null. Rate limits are off (the load comes from one
   address) and so are the prune timer and verification mail; \`SMTP_URL\` names a server that is never called.
@@ -307,8 +307,10 @@ const METHOD = `## Method
   every round, made through \`POST /auth/login\` before it. The mixed scenario runs GET /users/me alone, then with
   login connections (other users) alongside, on the service only.
 - **Memory**: VmRSS from \`/proc/<pid>/status\` once a server announced its port, VmHWM (peak) at the end of its
-  run. The service's peak includes the login scenarios (argon2id takes 19 MiB per hash in progress, up to four at
-  once). \`bench/embedded-memory.ts\` measures the service on embedded defaults (PGlite, embedded store).
+  run, and after the setup and each scenario, to show what raised it. argon2id takes 19 MiB per hash in progress:
+  the service runs \`ARGON2_CONCURRENCY\` at once (by default one per CPU it may use, so one when pinned), the
+  reference login up to libuv's four. \`bench/embedded-memory.ts\` measures the service on embedded defaults
+  (PGlite, embedded store).
 - Numbers from a shared machine are noisy: compare runs made on the same machine, and the ratios more than the
   absolute figures.`;
 
