@@ -2,7 +2,7 @@
 // measurement-only route, listening on a free loopback port that it reports to the parent over IPC.
 import { buildApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
-import { deprioritizeBackgroundThreads } from '../src/lib/thread-priority.js';
+import { BACKGROUND_THREAD_NICENESS, deprioritizeBackgroundThreads } from '../src/lib/thread-priority.js';
 import { announceReady, exitWithParent } from './child.js';
 
 exitWithParent();
@@ -26,7 +26,7 @@ const app = await (async () => {
 
 // As src/server.ts does after building the app (its constant is not exported: keep the two in step). The
 // benchmark measures the server as it runs, thread priorities included.
-deprioritizeBackgroundThreads(5);
+deprioritizeBackgroundThreads(BACKGROUND_THREAD_NICENESS);
 
 // The runner stops us with SIGTERM: close the pool and Redis cleanly, so the database can be dropped at once.
 process.once('SIGTERM', () => {

@@ -3,10 +3,7 @@ import closeWithGrace from 'close-with-grace';
 import pino from 'pino';
 import { buildApp, loggerOptions } from './app.js';
 import { loadConfigOrExit } from './lib/cli.js';
-import { deprioritizeBackgroundThreads } from './lib/thread-priority.js';
-
-// Nice 5 weighs a third of nice 0 in Linux's scheduler: on a saturated core logins still get a quarter of it.
-const BACKGROUND_THREAD_NICENESS = 5;
+import { BACKGROUND_THREAD_NICENESS, deprioritizeBackgroundThreads } from './lib/thread-priority.js';
 
 async function main(): Promise<void> {
   const config = loadConfigOrExit();

@@ -5,6 +5,9 @@
 import { readdirSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
 
+/** Nice 5 weighs a third of nice 0 in Linux's scheduler: on a saturated core, logins still get a quarter of it. */
+export const BACKGROUND_THREAD_NICENESS = 5;
+
 /** Raises the nice value of every thread but the main one by `by` (never lowers one); returns how many changed. */
 export function deprioritizeBackgroundThreads(by: number): number {
   if (process.platform !== 'linux' || by <= 0) return 0;
