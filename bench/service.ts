@@ -24,8 +24,7 @@ const app = await (async () => {
   process.exit(1);
 });
 
-// As src/server.ts does after building the app (its constant is not exported: keep the two in step). The
-// benchmark measures the server as it runs, thread priorities included.
+// As src/server.ts does: the benchmark measures the server as it runs, thread priorities included.
 deprioritizeBackgroundThreads(BACKGROUND_THREAD_NICENESS);
 
 // The runner stops us with SIGTERM: close the pool and Redis cleanly, so the database can be dropped at once.
