@@ -11,7 +11,10 @@ import {
   seedRows,
   seqScans,
 } from '../../bench/seed.js';
+import { migrateDatabase, openPostgres } from '../../src/db/client.js';
 import { buildTestApp } from '../helpers/app.js';
+import { createTestDatabase } from '../helpers/database.js';
+import { testServers } from '../helpers/servers.js';
 import { login, me, refresh, registerAndLogin } from '../helpers/session-flow.js';
 
 const { app, config, databaseUrl } = await buildTestApp(t);
@@ -65,6 +68,11 @@ t.test('rows are consistent: references, rotation chains, lifetimes', async (t) 
        OR rt.revoked_at IS DISTINCT FROM s.revoked_at`;
   t.equal(await count(outliving), 0, 'no token outlives its session; revoked with it');
   t.equal(await count('sessions s JOIN users u ON u.id = s.user_id WHERE s.created_at < u.created_at'), 0);
+  const revocations = 'revocations r LEFT JOIN sessions s ON s.id::text = r.value WHERE s.revoked_at IS NULL';
+  t.equal(await count(revocations), 0, 'a revocation per revoked session');
+  const events = `security_events e LEFT JOIN sessions s ON s.id::text = e.details->>'sessionId'
+    WHERE e.details ? 'sessionId' AND s.user_id IS DISTINCT FROM e.user_id`;
+  t.equal(await count(events), 0, "events name their user's sessions");
   t.equal(await count("users WHERE email <> lower(email) OR roles <> '{user}' OR token_version <> 0"), 0);
 });
 
@@ -115,8 +123,29 @@ t.test('hot queries are planned on indexes; nothing they write stays', async (t)
 t.test('housekeeping deletes every dead row and keeps the live ones', async (t) => {
   const live = await count('sessions WHERE revoked_at IS NULL AND expires_at > now()');
   const report = await checkHousekeeping(databaseUrl, () => undefined);
-  t.notOk(report.service.error, 'the service prune succeeds at this size');
+  t.notOk(report.service?.error, 'the service prune succeeds at this size');
+  t.notOk(report.batched, 'so the batched one does not run');
   t.ok(report.before.expiredSessions > 0 && report.before.expiredRefreshTokens > 0);
   t.same(report.after, { expiredSessions: 0, revokedSessions: 0, expiredRefreshTokens: 0, expiredRevocations: 0 });
   t.equal(await count('sessions WHERE revoked_at IS NULL AND expires_at > now()'), live);
+});
+
+t.test('the proposed batched prune deletes the same rows', async (t) => {
+  const database = await createTestDatabase((await testServers()).databaseUrl);
+  t.teardown(() => database.drop());
+  const handle = await openPostgres(database.url, () => undefined);
+  await migrateDatabase(handle, database.url);
+  await handle.close();
+  await seedRows(database.url, { users: 500, sessions: 1_500, refreshTokens: 5_000 }, () => undefined, {
+    config,
+    securityEvents: false,
+  });
+  const report = await checkHousekeeping(database.url, () => undefined, { service: false });
+  t.ok(
+    report.batched?.every((batch) => batch.batches >= 1),
+    'every batched delete ran',
+  );
+  t.same(report.after, { expiredSessions: 0, revokedSessions: 0, expiredRefreshTokens: 0, expiredRevocations: 0 });
+  const plans = report.steadyPlans.map((plan) => plan.plan).join('\n');
+  t.match(plans, /sessions_revoked_at_idx/, 'the next prune finds revoked sessions on their index');
 });
