@@ -63,6 +63,10 @@ export const sessions = pgTable(
   (table) => [
     index('sessions_user_id_created_at_idx').on(table.userId, table.createdAt),
     index('sessions_expires_at_idx').on(table.expiresAt),
+    // Housekeeping's other half (revoked beyond retention); partial, as most sessions are never revoked.
+    index('sessions_revoked_at_idx')
+      .on(table.revokedAt)
+      .where(sql`${table.revokedAt} is not null`),
   ],
 );
 
