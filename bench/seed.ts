@@ -20,23 +20,16 @@ import { insertSecurityEvent, listSecurityEvents } from '../src/modules/security
 import { pruneExpired, REVOKED_SESSION_RETENTION_MS } from '../src/modules/sessions/housekeeping.js';
 import {
   findRefreshToken,
-  findTokenOwner,
   insertRefreshToken,
   insertSession,
   listLiveSessions,
-  lockRefreshToken,
-  lockSession,
-  markRefreshTokenUsed,
+  lockTokenUser,
   pruneSessions,
   revokeSessionRow,
-  touchSession,
+  rotateRefreshToken,
+  touchLiveSession,
 } from '../src/modules/sessions/sessions.repository.js';
-import {
-  findCredentialsByEmail,
-  findUserById,
-  findUserForTokens,
-  lockCredentials,
-} from '../src/modules/users/users.repository.js';
+import { findCredentialsByEmail, findUserByIdFast, lockCredentials } from '../src/modules/users/users.repository.js';
 import { Passwords } from '../src/plugins/passwords.js';
 
 export interface SeedCounts {
@@ -777,22 +770,17 @@ export interface Step {
 export function refreshSteps(target: Target, at: Date): Step[] {
   const child = sha256(randomToken());
   return [
-    { name: 'refresh: find token owner', run: (db) => findTokenOwner(db, target.tokenHash) },
-    { name: 'refresh: share-lock user', run: (db) => findUserForTokens(db, target.userId) },
-    { name: 'refresh: lock session', run: (db) => lockSession(db, target.sessionId) },
-    { name: 'refresh: lock refresh token', run: (db) => lockRefreshToken(db, target.tokenHash) },
-    { name: 'refresh: mark token used', run: (db) => markRefreshTokenUsed(db, target.tokenId, at) },
-    { name: 'refresh: touch session', run: (db) => touchSession(db, target.sessionId, at) },
+    // The common path's three statements between BEGIN and COMMIT (src/modules/sessions/sessions.service.ts).
+    { name: 'refresh: share-lock the user through the token', run: (db) => lockTokenUser(db, target.tokenHash) },
+    { name: 'refresh: lock the live session by touching it', run: (db) => touchLiveSession(db, target.sessionId, at) },
     {
-      name: 'refresh: insert child token',
+      name: 'refresh: read, mark and replace the token',
       run: (db) =>
-        insertRefreshToken(db, {
-          sessionId: target.sessionId,
-          parentId: target.tokenId,
-          tokenHash: child,
-          issuedAt: at,
-          expiresAt: new Date(at.getTime() + DAY),
-        }),
+        rotateRefreshToken(
+          db,
+          { tokenHash: target.tokenHash, sessionId: target.sessionId, at },
+          { tokenHash: child, expiresAt: new Date(at.getTime() + DAY) },
+        ),
     },
     // Inside the reuse grace interval, the child is found again by its hash.
     { name: 'refresh (grace): find child token', run: (db) => findRefreshToken(db, child) },
@@ -802,7 +790,7 @@ export function refreshSteps(target: Target, at: Date): Step[] {
 /** GET /users/me and POST /auth/login (password, no second factor), as the services run them. */
 function readAndLoginSteps(target: Target, at: Date): Step[] {
   return [
-    { name: '/users/me: user by id', run: (db) => findUserById(db, target.userId) },
+    { name: '/users/me: user by id', run: (db) => findUserByIdFast(db, target.userId) },
     { name: 'login: credentials by email', run: (db) => findCredentialsByEmail(db, target.email) },
     { name: 'login: share-lock credentials', run: (db) => lockCredentials(db, target.userId, 'share') },
     {
@@ -883,12 +871,12 @@ async function pickTarget(client: pg.ClientBase): Promise<Target> {
  */
 function explainingClient(client: pg.ClientBase, plans: string[]) {
   return {
-    async query(config: { text: string }, params: unknown[]) {
-      const explained = await client.query<{ 'QUERY PLAN': string }>(
-        `EXPLAIN (ANALYZE, BUFFERS) ${config.text}`,
-        params,
-      );
-      plans.push(`${config.text}\n${explained.rows.map((row) => row['QUERY PLAN']).join('\n')}`);
+    // drizzle passes a query config; the service's named statements (src/db/statements.ts) reach a client that
+    // is no pg Pool as PGlite's (text, values).
+    async query(config: { text: string } | string, params: unknown[]) {
+      const text = typeof config === 'string' ? config : config.text;
+      const explained = await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN (ANALYZE, BUFFERS) ${text}`, params);
+      plans.push(`${text}\n${explained.rows.map((row) => row['QUERY PLAN']).join('\n')}`);
       return { rows: [], rowCount: 0, command: '', oid: 0, fields: [] };
     },
   };

@@ -109,7 +109,11 @@ t.test('hot queries are planned on indexes; nothing they write stays', async (t)
   const tokensBefore = await count('refresh_tokens');
   const plans = await explainHotQueries(databaseUrl);
   const names = plans.map((plan) => plan.name);
-  for (const expected of ['/users/me: user by id', 'login: credentials by email', 'refresh: find token owner']) {
+  for (const expected of [
+    '/users/me: user by id',
+    'login: credentials by email',
+    'refresh: share-lock the user through the token',
+  ]) {
     t.ok(names.includes(expected), expected);
   }
   t.ok(names.includes('housekeeping: pruneSessions #2'), 'a step with two statements gives two plans');
