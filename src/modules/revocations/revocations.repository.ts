@@ -1,5 +1,6 @@
 // SQL for the durable log of deny-list entries, the source of the revocation feed.
 import { and, asc, gt, lt, lte } from 'drizzle-orm';
+import { deleteInBatches } from '../../db/batched-delete.js';
 import type { Executor } from '../../db/client.js';
 import { type RevocationKind, revocations } from '../../db/schema.js';
 
@@ -44,6 +45,5 @@ export async function listLiveRevocations(db: Executor, now: Date): Promise<Revo
 
 /** Deletes entries that no longer matter; returns how many. */
 export async function pruneRevocations(db: Executor, now: Date): Promise<number> {
-  const deleted = await db.delete(revocations).where(lt(revocations.expiresAt, now)).returning({ id: revocations.id });
-  return deleted.length;
+  return deleteInBatches(db, revocations, lt(revocations.expiresAt, now));
 }

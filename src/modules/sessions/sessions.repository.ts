@@ -1,7 +1,8 @@
 // SQL for sessions and their refresh tokens (stored as SHA-256 only).
 // Lock order, everywhere: the user row, then the session row, then its refresh tokens, so concurrent writers
 // (refresh, logout, logout-all, password change, role change, deletion) never deadlock.
-import { and, desc, eq, gt, isNull, lt, ne, or } from 'drizzle-orm';
+import { and, desc, eq, gt, isNull, lt, ne } from 'drizzle-orm';
+import { DELETE_BATCH_SIZE, deleteInBatches } from '../../db/batched-delete.js';
 import type { Executor } from '../../db/client.js';
 import { afterPosition } from '../../db/keyset.js';
 import { refreshTokens, sessions } from '../../db/schema.js';
@@ -240,22 +241,20 @@ export async function listLiveSessions(
 }
 
 /**
- * Deletes what can no longer matter: sessions expired or revoked over `retentionMs` ago (their refresh tokens go
- * with them), and expired refresh tokens. Used tokens of live sessions stay until they expire, for reuse detection.
+ * Deletes what can no longer matter: expired refresh tokens first (so deleting a session cascades to few), then
+ * sessions expired or revoked over `retentionMs` ago (their refresh tokens go with them), in batches. Used tokens of
+ * live sessions stay until they expire, for reuse detection.
  */
 export async function pruneSessions(
   db: Executor,
   now: Date,
   retentionMs: number,
+  batchSize = DELETE_BATCH_SIZE,
 ): Promise<{ sessions: number; refreshTokens: number }> {
   const cutoff = new Date(now.getTime() - retentionMs);
-  const deletedSessions = await db
-    .delete(sessions)
-    .where(or(lt(sessions.expiresAt, now), lt(sessions.revokedAt, cutoff)))
-    .returning({ id: sessions.id });
-  const deletedTokens = await db
-    .delete(refreshTokens)
-    .where(lt(refreshTokens.expiresAt, now))
-    .returning({ id: refreshTokens.id });
-  return { sessions: deletedSessions.length, refreshTokens: deletedTokens.length };
+  const deletedTokens = await deleteInBatches(db, refreshTokens, lt(refreshTokens.expiresAt, now), batchSize);
+  // Two conditions, two passes: each is planned on its own index (an OR would scan every session).
+  const expired = await deleteInBatches(db, sessions, lt(sessions.expiresAt, now), batchSize);
+  const revoked = await deleteInBatches(db, sessions, lt(sessions.revokedAt, cutoff), batchSize);
+  return { sessions: expired + revoked, refreshTokens: deletedTokens };
 }

@@ -85,11 +85,15 @@ t.test('pruneExpired removes what can no longer matter and keeps the rest', asyn
   t.ok(expiredRevocations.length >= 5, 'several revocations have expired');
   t.ok(allRevocations.length > expiredRevocations.length, 'and some have not');
 
+  const expiredTokens = await app.db
+    .select({ id: refreshTokens.id })
+    .from(refreshTokens)
+    .where(lt(refreshTokens.expiresAt, new Date(clock.now())));
   const result = await pruneExpired(app.db, new Date(clock.now()));
   t.strictSame(result, {
     sessions: 4,
-    // The expired tokens of sessions that stay: the middle session's first token and the recently revoked one's.
-    refreshTokens: 2,
+    // Every expired token, those of dead sessions included: they go first, so deleting a session cascades to few.
+    refreshTokens: expiredTokens.length,
     revocations: expiredRevocations.length,
     actionTokens: 0,
     mfaChallenges: 0,
@@ -179,4 +183,48 @@ t.test('pruneExpired removes expired second steps (used, dead or not) and keeps 
     'then the other two',
   );
   t.equal((await app.db.select().from(mfaChallenges)).length, 0, 'no challenge left');
+});
+
+t.test('a backlog larger than a batch is deleted whole, batch by batch, and live rows stay', async (t) => {
+  const { pruneSessions } = await import('../../../src/modules/sessions/sessions.repository.js');
+  const live = await registerAndLogin(app);
+  const now = clock.now();
+  const [user] = await app.db.select({ userId: sessions.userId }).from(sessions).where(eq(sessions.id, live.sessionId));
+  const userId = user?.userId as string;
+  // 25 dead sessions (expired an hour ago), each with two expired refresh tokens: 2.5 batches of 10 sessions.
+  const dead = await app.db
+    .insert(sessions)
+    .values(
+      Array.from({ length: 25 }, () => ({
+        userId,
+        createdAt: new Date(now - 3 * DAY),
+        lastUsedAt: new Date(now - 2 * DAY),
+        expiresAt: new Date(now - HOUR),
+      })),
+    )
+    .returning({ id: sessions.id });
+  await app.db.insert(refreshTokens).values(
+    dead.flatMap(({ id }, index) =>
+      [0, 1].map((n) => ({
+        sessionId: id,
+        tokenHash: sha256(`backlog-${index}-${n}-${now}`),
+        issuedAt: new Date(now - 2 * DAY),
+        expiresAt: new Date(now - HOUR),
+      })),
+    ),
+  );
+  const deleted = await pruneSessions(app.db, new Date(now), REVOKED_SESSION_RETENTION_MS, 10);
+  t.same(deleted, { sessions: 25, refreshTokens: 50 }, 'every dead row, in several batches');
+  const left = await app.db
+    .select({ id: sessions.id })
+    .from(sessions)
+    .where(
+      inArray(
+        sessions.id,
+        dead.map(({ id }) => id),
+      ),
+    );
+  t.equal(left.length, 0, 'no dead session left');
+  t.equal((await sessionRow(app, live.sessionId))?.revokedAt ?? null, null, 'the live session stays');
+  t.equal((await refresh(app, live.refreshToken)).statusCode, 200, 'and still refreshes');
 });
