@@ -54,6 +54,35 @@ export function choosePinning(): Pinning {
   };
 }
 
+/**
+ * Moves the local Postgres and Redis (every process of them, and the backends Postgres forks later, which inherit
+ * the postmaster's affinity) onto `cpu`, the load generator's: the server under test then has its CPU to itself, as
+ * with a database on its own host, and the references (which use neither) are measured on the same footing.
+ * Returns the restore, which puts each process back on the CPUs it had; a process we may not move is left alone.
+ */
+export function pinBackingServers(cpu: number | undefined): { restore: () => void; description: string } {
+  if (cpu === undefined) return { restore: () => undefined, description: 'Postgres and Redis not pinned' };
+  const pids = ['postgres', 'redis-server'].flatMap((name) => {
+    const found = spawnSync('pgrep', ['-x', name], { encoding: 'utf8' });
+    return found.status === 0 ? found.stdout.split('\n').filter(Boolean) : [];
+  });
+  const moved: { pid: string; cpus: string }[] = [];
+  for (const pid of pids) {
+    const current = /: (\S+)\s*$/.exec(spawnSync('taskset', ['-c', '-p', pid], { encoding: 'utf8' }).stdout ?? '');
+    if (!current?.[1]) continue;
+    if (spawnSync('taskset', ['-a', '-c', '-p', String(cpu), pid]).status === 0) moved.push({ pid, cpus: current[1] });
+  }
+  return {
+    restore: () => {
+      for (const { pid, cpus } of moved) spawnSync('taskset', ['-a', '-c', '-p', cpus, pid]);
+    },
+    description:
+      moved.length > 0
+        ? `local Postgres and Redis (${moved.length} processes) on CPU ${cpu} with the load generator`
+        : 'Postgres and Redis not pinned (not local, or not ours to move)',
+  };
+}
+
 /** Moves this process (every thread of it, `-a`) to `cpu`; a failure only costs precision. */
 export function pinSelf(cpu: number | undefined): void {
   if (cpu !== undefined) spawnSync('taskset', ['-a', '-p', '-c', String(cpu), String(process.pid)]);

@@ -300,7 +300,7 @@ const METHOD = `## Method
   (1,000, in \`src/plugins/access-tokens.ts\`), so with one token per connection its authenticated routes verify each
   signature once; the reference verifies every time.
 - **Pinning**: every server on one CPU, the load generator (autocannon's API in \`bench/load.ts\`, a child process)
-  and the runner on the other, with \`taskset\`. Postgres and Redis are not pinned: they share both CPUs.
+  and the runner on the other, with \`taskset\`. Local Postgres and Redis are moved onto the load generator's CPU for the run (and back after it), so the server under test has its CPU to itself.
 - **Rounds** alternate service and bound (A B A B ...) so drift on a shared machine hits both; medians are reported.
   Each connection is its own user (a Bearer token per connection); in the refresh scenario each connection walks its
   own rotation chain (its own session, each answer's \`refreshToken\` the next request's body), with fresh sessions

@@ -33,6 +33,7 @@ import {
   choosePinning,
   killAll,
   type Pinning,
+  pinBackingServers,
   pinSelf,
   repoRoot,
   startChild,
@@ -484,6 +485,9 @@ try {
   const pinning = choosePinning();
   // The runner shares the load generator's CPU: it only waits while a run is measured.
   pinSelf(pinning.loadCpu);
+  const backing = pinBackingServers(pinning.loadCpu);
+  cleanups.unshift(backing.restore);
+  pinning.description += `; ${backing.description}`;
   log(pinning.description);
   const results = await main(pinning);
   const written = await writeResults(results, { write: options.write, repoRoot });
