@@ -1,16 +1,13 @@
 // Opens the database: a pg pool for DATABASE_URL, else PGlite in the data folder (one process at a time); migrates.
+// Each driver is imported only when it is used: a server on Postgres never loads PGlite (nor its WebAssembly), and
+// one on PGlite never loads node-postgres.
 import { readFileSync, unlinkSync } from 'node:fs';
 import { mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { PGlite } from '@electric-sql/pglite';
+import type { PGlite } from '@electric-sql/pglite';
 import { sql } from 'drizzle-orm';
-import { drizzle as drizzleNodePg } from 'drizzle-orm/node-postgres';
-import { migrate as migrateNodePg } from 'drizzle-orm/node-postgres/migrator';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
-import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
-import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
-import pg from 'pg';
 import { schema } from './schema.js';
 
 export type Database = PgDatabase<PgQueryResultHKT, typeof schema>;
@@ -29,10 +26,44 @@ export const migrationsFolder = fileURLToPath(new URL('../../migrations', import
 // Any number works; it only has to be the same for every instance of this service.
 const MIGRATION_LOCK_ID = 7_342_016_001;
 
+/** Imports a driver's modules once: later calls get the same promise (settled: no wait on the event loop). */
+function once<T>(load: () => Promise<T>): () => Promise<T> {
+  let loading: Promise<T> | undefined;
+  return () => {
+    loading ??= load().catch((error: unknown) => {
+      loading = undefined;
+      throw error;
+    });
+    return loading;
+  };
+}
+
+const loadPostgresDriver = once(async () => {
+  const [{ default: pg }, { drizzle }, { migrate }] = await Promise.all([
+    import('pg'),
+    import('drizzle-orm/node-postgres'),
+    import('drizzle-orm/node-postgres/migrator'),
+  ]);
+  return { pg, drizzle, migrate };
+});
+
+// All of it up front, before PGlite starts, as when these were static imports. On a new data folder PGlite's initdb
+// blocks the event loop for seconds; an import after it would give the loop a turn, and Fastify's plugin timeout
+// (10 s, a timer) would then fire on a slow machine although the plugin is about to finish.
+const loadPgliteDriver = once(async () => {
+  const [{ PGlite }, { drizzle }, { migrate }] = await Promise.all([
+    import('@electric-sql/pglite'),
+    import('drizzle-orm/pglite'),
+    import('drizzle-orm/pglite/migrator'),
+  ]);
+  return { PGlite, drizzle, migrate };
+});
+
 export async function openPostgres(
   databaseUrl: string,
   onConnectionError: (error: Error) => void,
 ): Promise<DatabaseHandle> {
+  const { pg, drizzle: drizzleNodePg } = await loadPostgresDriver();
   const pool = new pg.Pool({
     connectionString: databaseUrl,
     max: 10,
@@ -141,8 +172,11 @@ export async function openPglite(dataDir: string): Promise<DatabaseHandle> {
   // PGlite is single-process: a second process on the same files diverges silently. Refuse it up front.
   const unlock = await lockDataDir(folder);
   let client: PGlite;
+  let drizzlePglite: typeof import('drizzle-orm/pglite').drizzle;
   try {
-    client = await PGlite.create(directory);
+    const driver = await loadPgliteDriver();
+    drizzlePglite = driver.drizzle;
+    client = await driver.PGlite.create(directory);
   } catch (error) {
     await unlock();
     throw error;
@@ -187,10 +221,12 @@ export async function migrateDatabase(handle: DatabaseHandle, databaseUrl?: stri
   if (handle.kind === 'pglite') {
     const query: Query = async (text) => (await handle.db.execute(sql.raw(text))) as { rows: unknown[] };
     const before = await countMigrations(query);
+    const { migrate: migratePglite } = await loadPgliteDriver();
     await migratePglite(handle.db as never, { migrationsFolder });
     const total = await countMigrations(query);
     return { applied: total - before, total };
   }
+  const { pg, drizzle: drizzleNodePg, migrate: migrateNodePg } = await loadPostgresDriver();
   // One dedicated connection, so the lock and the migration share a session.
   const client = new pg.Client({ connectionString: databaseUrl, connectionTimeoutMillis: 5_000 });
   // A connection lost mid-migration also fails the pending query, which is what reports it; unheard, the
