@@ -1,11 +1,13 @@
 // Opens the database: a pg pool for DATABASE_URL, else PGlite in the data folder (one process at a time); migrates.
 // Each driver is imported only when it is used: a server on Postgres never loads PGlite (nor its WebAssembly), and
 // one on PGlite never loads node-postgres.
-import { readFileSync, unlinkSync } from 'node:fs';
+import { existsSync, readFileSync, unlinkSync } from 'node:fs';
 import { mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { PGlite } from '@electric-sql/pglite';
+import v8 from 'node:v8';
+import vm from 'node:vm';
+import type { PGlite, PGliteOptions } from '@electric-sql/pglite';
 import { sql } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { schema } from './schema.js';
@@ -165,6 +167,60 @@ async function lockDataDir(dataDir: string): Promise<() => Promise<void>> {
   };
 }
 
+/**
+ * Postgres settings for the embedded database, given on its command line at every start (they override the
+ * postgresql.conf that initdb wrote, so a data folder made by an earlier version opens with them too). PGlite's
+ * defaults are a server's (128MB of shared buffers, 64MB for maintenance); these fit a developer's laptop and this
+ * service's data (a few MB), and nothing else about the database changes: same fsync setting (PGlite's own `-F`),
+ * same WAL, same synchronous_commit.
+ */
+export const PGLITE_SETTINGS: Readonly<Record<string, string>> = {
+  // The buffer cache, most of the memory PGlite touches. 16MB holds this service's tables and indexes many times.
+  shared_buffers: '16MB',
+  // Else 1/32 of shared_buffers (512kB): one writer, small transactions.
+  wal_buffers: '1MB',
+  // Per sort or hash in a query, allocated only while one runs; the service's queries sort a page of rows at most.
+  work_mem: '2MB',
+  // CREATE INDEX (migrations) and VACUUM: tables of a few MB.
+  maintenance_work_mem: '16MB',
+  // Per session, for temporary tables, which the service never creates.
+  temp_buffers: '2MB',
+};
+
+/**
+ * PGlite's WebAssembly heap at start. pglite.wasm declares a minimum of 2048 pages (128 MiB): a smaller memory
+ * fails to link, so this is the smallest that works (and PGlite's default). Postgres grows it on demand; with
+ * PGLITE_SETTINGS it no longer has to.
+ */
+export const PGLITE_INITIAL_MEMORY = 128 * 2 ** 20;
+
+/** The options every PGlite of this service opens with: PGlite's own start parameters plus PGLITE_SETTINGS. */
+export async function pgliteOptions(): Promise<PGliteOptions> {
+  const { PGlite } = await loadPgliteDriver();
+  const settings = Object.entries(PGLITE_SETTINGS).flatMap(([name, value]) => ['-c', `${name}=${value}`]);
+  return {
+    initialMemory: PGLITE_INITIAL_MEMORY,
+    startParams: [...PGlite.defaultStartParams, ...settings],
+    // initdb runs Postgres with these too, and writes them into the new data folder's postgresql.conf.
+    initDbStartParams: settings,
+  };
+}
+
+/**
+ * Runs full garbage collections over the next half second, off the boot's path (unref'd timers). PGlite's initdb,
+ * on a new data folder, runs a second Postgres instance beside a copy of its whole heap, several hundred MB in all,
+ * which is garbage once the database is created; V8 does not count WebAssembly memories as heap pressure, so an
+ * idle server may never collect them (an 850 MB RSS after the first boot, for good). The collections are spread
+ * over a few turns of the event loop because V8 frees such memories in a task after the collection that finds
+ * them. `gc` is exposed for this only (the flag is turned back off at once), as Jest does for its leak detector.
+ */
+function collectInitdbGarbage(): void {
+  v8.setFlagsFromString('--expose-gc');
+  const gc = vm.runInNewContext('gc') as () => void;
+  v8.setFlagsFromString('--no-expose-gc');
+  for (const delay of [0, 100, 500]) setTimeout(gc, delay).unref();
+}
+
 export async function openPglite(dataDir: string): Promise<DatabaseHandle> {
   const folder = path.resolve(dataDir);
   const directory = path.join(folder, 'pglite');
@@ -174,9 +230,13 @@ export async function openPglite(dataDir: string): Promise<DatabaseHandle> {
   let client: PGlite;
   let drizzlePglite: typeof import('drizzle-orm/pglite').drizzle;
   try {
-    const driver = await loadPgliteDriver();
+    const [driver, options] = await Promise.all([loadPgliteDriver(), pgliteOptions()]);
+    const { PGlite } = driver;
     drizzlePglite = driver.drizzle;
-    client = await driver.PGlite.create(directory);
+    // PGlite's own test for an existing cluster; without one, create() runs initdb first.
+    const created = !existsSync(path.join(directory, 'PG_VERSION'));
+    client = await PGlite.create(directory, options);
+    if (created) collectInitdbGarbage();
   } catch (error) {
     await unlock();
     throw error;
