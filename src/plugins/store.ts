@@ -1,8 +1,7 @@
-// Decorates `store`: Redis when REDIS_URL is set, else the embedded store in the data folder.
+// Decorates `store`: Redis when REDIS_URL is set, else the embedded store in the data folder. Each is imported only
+// when configured, so the embedded defaults never load ioredis.
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import { EmbeddedStore } from '../store/embedded-store.js';
-import { RedisStore } from '../store/redis-store.js';
 import type { Store } from '../store/store.js';
 
 declare module 'fastify' {
@@ -16,6 +15,7 @@ export default fp(
     const { redisUrl, redisKeyPrefix, dataDir } = app.config;
     let store: Store;
     if (redisUrl) {
+      const { RedisStore } = await import('../store/redis-store.js');
       store = await RedisStore.open({
         url: redisUrl,
         keyPrefix: redisKeyPrefix,
@@ -26,6 +26,7 @@ export default fp(
         { dataDir },
         '*** REDIS_URL is not set: using the embedded store (deny-list in the data folder, counters in memory). One process only; set REDIS_URL when running more than one instance. ***',
       );
+      const { EmbeddedStore } = await import('../store/embedded-store.js');
       store = await EmbeddedStore.open(dataDir, () => app.clock.now());
     }
     app.addHook('onClose', () => store.close());
