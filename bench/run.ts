@@ -108,6 +108,9 @@ function serviceEnvironment(databaseUrl: string, redisUrl: string, keysDir: stri
     // Required in production; nothing in the scenarios sends mail, so nothing listens there.
     SMTP_URL: 'smtp://127.0.0.1:2525',
     ISSUER: 'http://127.0.0.1',
+    // The allocator settings the Docker image runs with (see Dockerfile).
+    MALLOC_MMAP_THRESHOLD_: '1048576',
+    MALLOC_ARENA_MAX: '2',
   };
   const secret = {
     DATABASE_URL: databaseUrl,

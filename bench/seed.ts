@@ -871,11 +871,11 @@ async function pickTarget(client: pg.ClientBase): Promise<Target> {
  */
 function explainingClient(client: pg.ClientBase, plans: string[]) {
   return {
-    // drizzle passes a query config; the service's named statements (src/db/statements.ts) reach a client that
-    // is no pg Pool as PGlite's (text, values).
-    async query(config: { text: string } | string, params: unknown[]) {
+    // drizzle and the service's named statements (src/db/statements.ts) both pass a query config.
+    async query(config: { text: string; values?: unknown[] } | string, params?: unknown[]) {
       const text = typeof config === 'string' ? config : config.text;
-      const explained = await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN (ANALYZE, BUFFERS) ${text}`, params);
+      const values = params ?? (typeof config === 'string' ? [] : config.values);
+      const explained = await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN (ANALYZE, BUFFERS) ${text}`, values);
       plans.push(`${text}\n${explained.rows.map((row) => row['QUERY PLAN']).join('\n')}`);
       return { rows: [], rowCount: 0, command: '', oid: 0, fields: [] };
     },

@@ -1,7 +1,7 @@
 // The hottest statements, run past the query builder: written once as SQL, and on Postgres named, so each connection
 // parses and plans them once. Building a query through drizzle costs more CPU than Postgres spends running one of
 // these, and a refresh or GET /users/me is a handful of them; every other query keeps the builder.
-import pg from 'pg';
+import type pg from 'pg';
 import type { Executor } from './client.js';
 
 export interface Statement {
@@ -12,7 +12,12 @@ export interface Statement {
 
 interface PgliteQueryable {
   query<Row>(text: string, values: unknown[]): Promise<{ rows: Row[] }>;
+  /** PGlite and its transactions have it; pg's Pool and Client do not (and pg is not imported in embedded mode). */
+  exec(text: string): Promise<unknown>;
 }
+
+const isPglite = (client: unknown): client is PgliteQueryable =>
+  typeof (client as Partial<PgliteQueryable>).exec === 'function';
 
 /**
  * Runs a statement on the connection behind a drizzle database or transaction (inside that transaction, if one).
@@ -21,9 +26,11 @@ interface PgliteQueryable {
 export async function runStatement<Row>(executor: Executor, statement: Statement, values: unknown[]): Promise<Row[]> {
   // drizzle keeps the driver's client (a pg Pool or PoolClient, or PGlite or its transaction) on its session.
   const client = (executor as unknown as { session: { client: unknown } }).session.client;
-  if (client instanceof pg.Pool || client instanceof pg.Client) {
-    const result = await client.query<Row & pg.QueryResultRow>({ name: statement.name, text: statement.text, values });
-    return result.rows;
-  }
-  return (await (client as PgliteQueryable).query<Row>(statement.text, values)).rows;
+  if (isPglite(client)) return (await client.query<Row>(statement.text, values)).rows;
+  const result = await (client as pg.Pool | pg.PoolClient).query<Row & pg.QueryResultRow>({
+    name: statement.name,
+    text: statement.text,
+    values,
+  });
+  return result.rows;
 }
