@@ -2,6 +2,7 @@
 // measurement-only route, listening on a free loopback port that it reports to the parent over IPC.
 import { buildApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
+import { BACKGROUND_THREAD_NICENESS, deprioritizeBackgroundThreads } from '../src/lib/thread-priority.js';
 import { announceReady, exitWithParent } from './child.js';
 
 exitWithParent();
@@ -22,6 +23,9 @@ const app = await (async () => {
   process.stderr.write(`service failed to start: ${(error as Error).stack ?? String(error)}\n`);
   process.exit(1);
 });
+
+// As src/server.ts does: the benchmark measures the server as it runs, thread priorities included.
+deprioritizeBackgroundThreads(BACKGROUND_THREAD_NICENESS);
 
 // The runner stops us with SIGTERM: close the pool and Redis cleanly, so the database can be dropped at once.
 process.once('SIGTERM', () => {

@@ -3,6 +3,7 @@ import closeWithGrace from 'close-with-grace';
 import pino from 'pino';
 import { buildApp, loggerOptions } from './app.js';
 import { loadConfigOrExit } from './lib/cli.js';
+import { BACKGROUND_THREAD_NICENESS, deprioritizeBackgroundThreads } from './lib/thread-priority.js';
 
 async function main(): Promise<void> {
   const config = loadConfigOrExit();
@@ -13,6 +14,9 @@ async function main(): Promise<void> {
     pino(logger as pino.LoggerOptions).fatal({ err: error }, `start failed: ${(error as Error).message}`);
     process.exit(1);
   });
+
+  // Request handling first: argon2 and V8's helpers yield the CPU to the event loop when they compete for it.
+  deprioritizeBackgroundThreads(BACKGROUND_THREAD_NICENESS);
 
   // SIGTERM/SIGINT: stop accepting, let in-flight requests finish, close pool and Redis, exit 0.
   closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
