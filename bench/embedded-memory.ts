@@ -7,16 +7,14 @@
 // servers; a database and a key prefix of its own, removed afterwards); MEMORY_CONCURRENCY registrations at once.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import http from 'node:http';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort, request } from '../test/helpers/server-process.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const REGISTRATIONS = 20;
 const BOOT_TIMEOUT_MS = 120_000;
-const REQUEST_TIMEOUT_MS = 30_000;
 
 export interface MemoryResult {
   /** VmRSS once /health/ready answers 200. */
@@ -173,47 +171,6 @@ async function memoryOf(pid: number): Promise<{ rssMb: number; hwmMb: number }> 
   // MiB, as the issue reports them (/proc counts kB of 1024 bytes).
   const mb = (value: number) => Math.round(value / 1024);
   return { rssMb: mb(kib('VmRSS')), hwmMb: mb(kib('VmHWM')) };
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-function request(
-  port: number,
-  method: string,
-  urlPath: string,
-  body?: unknown,
-): Promise<{ statusCode: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    const req = http.request(
-      {
-        host: '127.0.0.1',
-        port,
-        method,
-        path: urlPath,
-        agent: false,
-        timeout: REQUEST_TIMEOUT_MS,
-        headers: payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {},
-      },
-      (res) => {
-        let text = '';
-        res.on('data', (chunk: Buffer) => {
-          text += chunk;
-        });
-        res.on('end', () => resolve({ statusCode: res.statusCode ?? 0, body: text }));
-        res.on('error', reject);
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error(`${method} ${urlPath}: no answer within ${REQUEST_TIMEOUT_MS} ms`)));
-    req.on('error', reject);
-    req.end(payload);
-  });
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
