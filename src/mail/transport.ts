@@ -1,6 +1,6 @@
 // Where mail goes: an SMTP server through nodemailer, or (development, no SMTP_URL) .eml files in an outbox folder.
 import { randomBytes } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
 import nodemailer from 'nodemailer';
@@ -48,8 +48,11 @@ export function outboxTransport(dir: string, from: string, log: FastifyBaseLogge
       await mkdir(dir, { recursive: true, mode: 0o700 });
       const stamp = new Date().toISOString().replace(/[:.]/g, '-');
       const file = path.join(dir, `${stamp}-${mail.kind}-${randomBytes(4).toString('hex')}.eml`);
-      // The links in it are live credentials: readable by the owner only.
-      await writeFile(file, info.message as Buffer, { mode: 0o600 });
+      // The links in it are live credentials: readable by the owner only. Written aside and renamed into place, so
+      // whoever watches the folder (a mail viewer, a test) never reads a message half written.
+      const partial = `${file}.partial`;
+      await writeFile(partial, info.message as Buffer, { mode: 0o600 });
+      await rename(partial, file);
       log.warn({ mail: mail.kind, to: mail.to, link: mail.link, file }, 'no SMTP_URL: mail written to the outbox');
     },
     close: () => composer.close(),
