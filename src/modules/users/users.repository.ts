@@ -166,11 +166,6 @@ export async function updateEmail(db: Executor, id: string, email: string, at: D
  * The user for minting tokens, share-locked: a concurrent role change waits for this transaction, or this one
  * waits for it and reads the new roles.
  */
-export async function findUserForTokens(db: Executor, id: string): Promise<TokenUserRow | undefined> {
-  const [row] = await db.select(tokenColumns).from(users).where(eq(users.id, id)).for('share');
-  return row;
-}
-
 /** The user with its hash, locked (`share`: to mint tokens; `update`: to change it too). */
 export async function lockCredentials(
   db: Executor,
