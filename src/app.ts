@@ -13,6 +13,7 @@ import Fastify, {
 } from 'fastify';
 import { type Clock, systemClock } from './clock.js';
 import type { Config } from './config.js';
+import { lazySerializerFactory } from './lib/lazy-serializers.js';
 import { isOptionalBodySchema } from './lib/trim-body.js';
 import { validatorCompiler } from './lib/validation.js';
 import accountsModule from './modules/accounts/index.js';
@@ -184,6 +185,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     frameworkErrors,
     clientErrorHandler,
     logController: new OneLinePerRequest(),
+    schemaController: { compilersFactory: { buildSerializer: lazySerializerFactory() } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.setValidatorCompiler(validatorCompiler());

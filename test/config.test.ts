@@ -5,6 +5,7 @@ import path from 'node:path';
 import t from 'tap';
 import { ConfigError, loadConfig } from '../src/config.js';
 import { createTestDatabase } from './helpers/database.js';
+import { compiledEntry } from './helpers/server-process.js';
 import { testServers } from './helpers/servers.js';
 
 const repoRoot = path.resolve(import.meta.dirname, '..');
@@ -27,9 +28,10 @@ interface Exit {
 }
 
 /** Runs the real entry point with exactly this environment (plus PATH/HOME), bounded in time. */
-function runServer(env: Record<string, string>, timeoutMs = 30_000): Promise<Exit> {
+async function runServer(env: Record<string, string>, timeoutMs = 30_000): Promise<Exit> {
+  const entry = await compiledEntry('src/server.ts');
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+    const child = spawn(process.execPath, [entry], {
       cwd: repoRoot,
       env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -8,7 +8,7 @@ import { stripVTControlCharacters } from 'node:util';
 import t, { type Test } from 'tap';
 import { makeKeysDir } from './helpers/app.js';
 import { createTestDatabase } from './helpers/database.js';
-import { freePort, request } from './helpers/server-process.js';
+import { compiledEntry, freePort, request } from './helpers/server-process.js';
 import { testServers } from './helpers/servers.js';
 
 const repoRoot = path.resolve(import.meta.dirname, '..');
@@ -85,7 +85,7 @@ async function listening(child: { exitCode: number | null }, output: () => strin
 
 async function startServer(t: Test, extraEnv: Record<string, string>): Promise<Server> {
   const { port, env, cleanup } = await serverEnv(t);
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+  const child = spawn(process.execPath, [await compiledEntry('src/server.ts')], {
     cwd: repoRoot,
     env: { ...env, ...extraEnv },
     stdio: ['pipe', 'pipe', 'pipe'],

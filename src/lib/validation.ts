@@ -43,9 +43,15 @@ function forbiddenCharacterAt(value: unknown, pointer: string, key: string, dept
   return undefined;
 }
 
-function refusingControlCharacters(validate: ValidateFunction): ValidateFunction {
+/**
+ * Compiled on the route's first request, not at boot (most routes of a process never see one, and ajv's code
+ * generation for all of them costs about a second of CPU at every start). `refuseControls`: the body, query string
+ * and path are also checked for control characters first.
+ */
+function lazyValidator(compile: () => ValidateFunction, refuseControls: boolean): ValidateFunction {
+  let validate: ValidateFunction | undefined;
   const wrapped = ((data: unknown) => {
-    const instancePath = forbiddenCharacterAt(data, '', '', 0);
+    const instancePath = refuseControls ? forbiddenCharacterAt(data, '', '', 0) : undefined;
     if (instancePath !== undefined) {
       const error: ErrorObject = {
         instancePath,
@@ -57,21 +63,20 @@ function refusingControlCharacters(validate: ValidateFunction): ValidateFunction
       wrapped.errors = [error];
       return false;
     }
+    validate ??= compile();
     const valid = validate(data);
     wrapped.errors = validate.errors;
     return valid;
   }) as ValidateFunction;
-  wrapped.schema = validate.schema;
   return wrapped;
 }
 
 export function validatorCompiler(): FastifySchemaCompiler<unknown> {
   const strict = makeAjv(false);
   const coercing = makeAjv('array');
-  return ({ schema, httpPart }) => {
-    const validate = (httpPart === 'body' ? strict : coercing).compile(schema as object);
-    return httpPart === 'body' || httpPart === 'querystring' || httpPart === 'params'
-      ? refusingControlCharacters(validate)
-      : validate;
-  };
+  return ({ schema, httpPart }) =>
+    lazyValidator(
+      () => (httpPart === 'body' ? strict : coercing).compile(schema as object),
+      httpPart === 'body' || httpPart === 'querystring' || httpPart === 'params',
+    );
 }

@@ -11,6 +11,7 @@ import { securityEvents } from '../../src/db/schema.js';
 import { listUsers } from '../helpers/admin.js';
 import { buildTestApp } from '../helpers/app.js';
 import { createTestDatabase } from '../helpers/database.js';
+import { compiledEntry } from '../helpers/server-process.js';
 import { testServers } from '../helpers/servers.js';
 import { assertError, claimsOf, loginRequest, register, uniqueEmail } from '../helpers/session-flow.js';
 
@@ -24,11 +25,12 @@ interface Outcome {
 }
 
 /** Runs the script as `npm run create-admin` does, with only the environment given (plus PATH and HOME). */
-function createAdmin(args: string[], env: Record<string, string>): Promise<Outcome> {
+async function createAdmin(args: string[], env: Record<string, string>): Promise<Outcome> {
+  const entry = await compiledEntry('src/scripts/create-admin.ts');
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      ['--import', 'tsx', 'src/scripts/create-admin.ts', ...args],
+      [entry, ...args],
       {
         cwd: ROOT,
         env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? tmpdir(), LOG_LEVEL: 'warn', ...env },

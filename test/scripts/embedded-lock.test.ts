@@ -5,7 +5,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { repoRoot, request, startServerProcess } from '../helpers/server-process.js';
+import { compiledEntry, repoRoot, request, startServerProcess } from '../helpers/server-process.js';
 
 const ADMIN_PASSWORD = 'a long and unusual admin passphrase';
 
@@ -16,11 +16,12 @@ interface Outcome {
 }
 
 /** Runs a script with only the environment given (plus PATH and HOME). */
-function runScript(script: string, args: string[], env: Record<string, string>): Promise<Outcome> {
+async function runScript(script: string, args: string[], env: Record<string, string>): Promise<Outcome> {
+  const entry = await compiledEntry(`src/scripts/${script}.ts`);
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      ['--import', 'tsx', `src/scripts/${script}.ts`, ...args],
+      [entry, ...args],
       {
         cwd: repoRoot,
         env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? tmpdir(), LOG_LEVEL: 'warn', ...env },

@@ -2,17 +2,13 @@
 // user, and a sign-in that opens a session with `amr` pop+mfa (a passkey is a second factor in itself). Every
 // challenge is kept server-side, lives 300 s and is consumed by its first presentation, right or wrong, under its
 // row lock; every failure is one answer, 401 PASSKEY_INVALID.
-import {
-  type AuthenticationResponseJSON,
-  generateAuthenticationOptions,
-  generateRegistrationOptions,
-  type PublicKeyCredentialCreationOptionsJSON,
-  type PublicKeyCredentialRequestOptionsJSON,
-  type RegistrationResponseJSON,
-  type VerifiedAuthenticationResponse,
-  type VerifiedRegistrationResponse,
-  verifyAuthenticationResponse,
-  verifyRegistrationResponse,
+import type {
+  AuthenticationResponseJSON,
+  PublicKeyCredentialCreationOptionsJSON,
+  PublicKeyCredentialRequestOptionsJSON,
+  RegistrationResponseJSON,
+  VerifiedAuthenticationResponse,
+  VerifiedRegistrationResponse,
 } from '@simplewebauthn/server';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Clock } from '../../clock.js';
@@ -42,6 +38,10 @@ import {
   recordPasskeyUse,
 } from './passkeys.repository.js';
 import type { Passkey, PasskeyList } from './passkeys.schemas.js';
+
+// Loaded on the first passkey ceremony, not at boot: the library and its CBOR/ASN.1 stack cost about 0.6 s of CPU
+// and some 12 MB of heap in every process, most of which never sees a passkey. Node caches the module after that.
+const loadWebAuthn = () => import('@simplewebauthn/server');
 
 /** Contract: challenges live 300 s. The ceremony's own timeout is the same, so the browser gives up with it. */
 export const WEBAUTHN_CHALLENGE_TTL_SECONDS = 300;
@@ -96,7 +96,7 @@ export class PasskeyService {
     const user = await findUserById(db, principal.userId);
     if (!user) throw new NotFound('User not found');
     const existing = await listCredentialDescriptors(db, user.id);
-    const options = await generateRegistrationOptions({
+    const options = await (await loadWebAuthn()).generateRegistrationOptions({
       rpName: config.webauthn.rpId,
       rpID: config.webauthn.rpId,
       userName: user.email,
@@ -141,7 +141,7 @@ export class PasskeyService {
       await markChallengeUsed(tx, row.id, at);
       let verification: VerifiedRegistrationResponse;
       try {
-        verification = await verifyRegistrationResponse({
+        verification = await (await loadWebAuthn()).verifyRegistrationResponse({
           response: input.response,
           expectedChallenge: row.challenge,
           expectedOrigin: config.webauthn.origins,
@@ -207,7 +207,7 @@ export class PasskeyService {
   /** Request options for any discoverable credential of this RP; the challenge is stored under a new id. */
   async loginOptions(): Promise<{ challengeId: string; options: PublicKeyCredentialRequestOptionsJSON }> {
     const { db, config, clock } = this.deps;
-    const options = await generateAuthenticationOptions({
+    const options = await (await loadWebAuthn()).generateAuthenticationOptions({
       rpID: config.webauthn.rpId,
       allowCredentials: [],
       userVerification: 'required',
@@ -262,7 +262,7 @@ export class PasskeyService {
       }
       let verification: VerifiedAuthenticationResponse;
       try {
-        verification = await verifyAuthenticationResponse({
+        verification = await (await loadWebAuthn()).verifyAuthenticationResponse({
           response: input.response,
           expectedChallenge: challenge.challenge,
           expectedOrigin: config.webauthn.origins,
