@@ -71,6 +71,7 @@ const CONNECTION: RedisOptions = {
   reconnectOnError: (error) => (error.message.startsWith('READONLY') ? 1 : false),
 };
 const retryStrategy = (attempt: number) => Math.min(attempt * 100, 2_000);
+const BOOT_WAIT_MS = 3_000;
 
 function connect(target: RedisTarget, keyPrefix: string): Redis | Cluster {
   // Fail at once while disconnected instead of queueing requests behind a dead server.
@@ -89,10 +90,11 @@ function connect(target: RedisTarget, keyPrefix: string): Redis | Cluster {
       password,
       sentinelPassword: target.sentinelPassword,
       ...(target.tls ? { tls: {}, enableTLSForSentinelMode: true, sentinelTLS: {} } : {}),
-      // One pass over the sentinels per attempt, then retryStrategy's pause: never an unbounded wait inside connect.
-      sentinelRetryStrategy: () => null,
-      // Subscribes to +switch-master, so a failover moves the connection at once instead of on the next error.
-      failoverDetector: true,
+      // Every sentinel unreachable: try them again later (null would end the client for good).
+      sentinelRetryStrategy: retryStrategy,
+      // No failoverDetector: its sentinel subscriptions outlived quit() (ioredis 5.11) and it is not needed: a
+      // sentinel demoting a master kills that master's client connections (CLIENT KILL TYPE normal), and a write
+      // that reaches it first gets READONLY; either way this client reconnects and asks the sentinels again.
     });
   }
   const options: ClusterOptions = {
@@ -141,7 +143,15 @@ export class RedisStore implements Store {
     redis.defineCommand('releaseLock', { numberOfKeys: 1, lua: RELEASE_LOCK_SCRIPT });
     redis.on('error', options.onError);
     const store = new RedisStore(redis);
-    await redis.connect().catch(options.onError);
+    // Sentinel and Cluster clients retry inside connect(): boot waits for a first answer only so long.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      redis.connect().catch(options.onError),
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, BOOT_WAIT_MS);
+      }),
+    ]);
+    clearTimeout(timer);
     return store;
   }
 

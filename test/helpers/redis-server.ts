@@ -31,14 +31,30 @@ function answers(port: number): Promise<boolean> {
   });
 }
 
+export interface RedisServerOptions {
+  /** A config file, read first (a sentinel needs one it can rewrite). */
+  configFile?: string;
+  /** Arguments that depend on the port (e.g. a cluster's nodes-<port>.conf). */
+  portArgs?: (port: number) => string[];
+}
+
 /** Starts `redis-server` with no persistence (`--save "" --appendonly no`) plus `args`. */
-export async function startRedisServer(t: Teardown, args: string[] = []): Promise<RedisProcess> {
+export async function startRedisServer(
+  t: Teardown,
+  args: string[] = [],
+  options: RedisServerOptions = {},
+): Promise<RedisProcess> {
   const port = await freePort();
   let child: ChildProcess | undefined;
   const start = async () => {
     const proc = spawn(
       'redis-server',
-      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...args],
+      [
+        ...(options.configFile ? [options.configFile] : []),
+        ...['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+        ...(options.portArgs?.(port) ?? []),
+        ...args,
+      ],
       { stdio: 'ignore' },
     );
     child = proc;
