@@ -1,6 +1,9 @@
 // A private, non-persistent redis-server process for a test: its own free port, stopped by its pid.
 import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import type { Teardown } from './app.js';
 import { freePort } from './server-process.js';
 
@@ -45,13 +48,15 @@ export async function startRedisServer(
   options: RedisServerOptions = {},
 ): Promise<RedisProcess> {
   const port = await freePort();
+  // Its working folder: a replica's full sync writes an RDB file there, never into the checkout.
+  const dir = await mkdtemp(path.join(tmpdir(), 'redis-server-'));
   let child: ChildProcess | undefined;
   const start = async () => {
     const proc = spawn(
       'redis-server',
       [
         ...(options.configFile ? [options.configFile] : []),
-        ...['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+        ...['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
         ...(options.portArgs?.(port) ?? []),
         ...args,
       ],
@@ -73,6 +78,9 @@ export async function startRedisServer(
     await exited;
   };
   await start();
-  t.teardown(kill);
+  t.teardown(async () => {
+    await kill();
+    await rm(dir, { recursive: true, force: true });
+  });
   return { port, url: `redis://127.0.0.1:${port}`, kill, start };
 }
