@@ -187,7 +187,10 @@ export class RedisStore implements Store {
 
   async markSynced(): Promise<void> {
     // The rebuild's writes count only if they all went over the connection this instance now uses.
+    // Otherwise no epoch either: it would vouch, for every instance, for entries that may be missing. The verifier
+    // then still sees `synced: false`, and the next request rebuilds again.
     const generation = this.#rebuildGeneration ?? this.#generation;
+    if (generation !== this.#generation) return;
     await this.#run(() => this.#redis.set(denyKey.epoch, String(Date.now())));
     if (generation === this.#generation) this.#syncedGeneration = generation;
   }

@@ -31,7 +31,11 @@ export interface Store {
   raiseUserMinVersion(sub: string, minVersion: number, ttlMs: number): Promise<void>;
   /** Everything the verifier needs, the epoch included, in one round trip. */
   revocationState(jti: string, sid: string, sub: string): Promise<RevocationState>;
-  /** Marks the deny-list complete (after a rebuild); `synced` is true from then on until the data is lost. */
+  /**
+   * Marks the deny-list complete (after a rebuild); `synced` is true from then on until the data is lost. On Redis,
+   * also until this instance reconnects (a failover may have lost writes the epoch still vouches for), and only if
+   * it did not reconnect since `lockRebuild`.
+   */
   markSynced(): Promise<void>;
   /** Takes the rebuild lock for `ttlMs` if nobody holds it; returns its release, or null when it is taken. */
   lockRebuild(ttlMs: number): Promise<(() => Promise<void>) | null>;
