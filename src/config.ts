@@ -2,6 +2,7 @@
 import { availableParallelism } from 'node:os';
 import { type Static, Type } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
+import { parseClusterNodes, parseSentinelUrl, type RedisTarget } from './store/redis-target.js';
 
 const Seconds = (defaultValue: number, minimum = 1) =>
   Type.Integer({ minimum, default: defaultValue, description: 'seconds' });
@@ -20,7 +21,14 @@ export const EnvSchema = Type.Object({
   ),
   DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://', description: 'a postgres:// URL' })),
   DATA_DIR: Type.String({ minLength: 1, default: './data' }),
-  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'a redis:// or rediss:// URL' })),
+  REDIS_URL: Type.Optional(
+    Type.String({
+      pattern: '^rediss?(\\+sentinel)?://',
+      description: 'a redis://, rediss:// or redis+sentinel://host1:26379,host2:26379/<mastername> URL',
+    }),
+  ),
+  // A Redis Cluster instead of REDIS_URL: host1:7000,host2:7001 (the seed nodes; the rest are discovered).
+  REDIS_CLUSTER_NODES: Type.Optional(Type.String({ minLength: 1 })),
   REDIS_KEY_PREFIX: Type.String({ default: 'auth:' }),
   KEYS_DIR: Type.String({ minLength: 1, default: 'keys' }),
   // Unset: http://localhost:<PORT>, so a development server on another port issues tokens naming itself.
@@ -95,8 +103,10 @@ export interface Config {
   /** Unset: embedded PGlite in `dataDir`. */
   databaseUrl: string | undefined;
   dataDir: string;
-  /** Unset: embedded store in `dataDir`. */
+  /** REDIS_URL as given (a single server or Sentinel); unset with a Cluster or the embedded store. */
   redisUrl: string | undefined;
+  /** Unset: embedded store in `dataDir`. */
+  redis: RedisTarget | undefined;
   redisKeyPrefix: string;
   keysDir: string;
   issuer: string;
@@ -166,6 +176,8 @@ const integerKeys = envKeys.filter((key) => (EnvSchema.properties[key] as { type
 const secretKeys = new Set<string>([
   'DATABASE_URL',
   'REDIS_URL',
+  // May carry the nodes' password (redis://:password@host1:7000,...).
+  'REDIS_CLUSTER_NODES',
   'REVOCATION_FEED_TOKEN',
   'SESSION_SECRET',
   'SMTP_URL',
@@ -204,7 +216,8 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     if (!ok && !invalid.has(key)) report(key, problem);
   };
   check('DATABASE_URL', urlParses(env.DATABASE_URL), 'not a valid URL');
-  check('REDIS_URL', urlParses(env.REDIS_URL), 'not a valid URL');
+  const redis = redisTarget(env);
+  if (!redis.ok) check(redis.key, false, redis.problem);
   check('ISSUER', urlParses(env.ISSUER), 'not a valid URL');
   check('APP_URL', urlParses(env.APP_URL), 'not a valid URL');
   check('SMTP_URL', urlParses(env.SMTP_URL), 'not a valid URL');
@@ -240,7 +253,11 @@ export function loadConfig(source: Record<string, string | undefined> = process.
   if (isProduction) {
     // Embedded stores are single-process and insecure cookies are for plain-HTTP development only.
     check('DATABASE_URL', env.DATABASE_URL !== undefined, 'required when NODE_ENV=production');
-    check('REDIS_URL', env.REDIS_URL !== undefined, 'required when NODE_ENV=production');
+    check(
+      'REDIS_URL',
+      env.REDIS_URL !== undefined || env.REDIS_CLUSTER_NODES !== undefined,
+      'required (or REDIS_CLUSTER_NODES) when NODE_ENV=production',
+    );
     check('COOKIE_SECURE', env.COOKIE_SECURE, 'must be true when NODE_ENV=production');
     // The outbox is a development convenience: in production a reset link must reach its user or nobody.
     check('SMTP_URL', env.SMTP_URL !== undefined, 'required when NODE_ENV=production');
@@ -256,6 +273,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     databaseUrl: env.DATABASE_URL,
     dataDir: env.DATA_DIR,
     redisUrl: env.REDIS_URL,
+    redis: redis.ok ? redis.value : undefined,
     redisKeyPrefix: env.REDIS_KEY_PREFIX,
     keysDir: env.KEYS_DIR,
     issuer,
@@ -325,6 +343,33 @@ function describe(key: keyof Env, schemaMessage: string): string {
   }
   if (schema.type === 'boolean') return 'expected true or false';
   return schema.description ? `expected ${schema.description}` : schemaMessage;
+}
+
+/** The Redis the store connects to; REDIS_URL and REDIS_CLUSTER_NODES are two ways to say it, never both. */
+function redisTarget(
+  env: Env,
+):
+  | { ok: true; value: RedisTarget | undefined }
+  | { ok: false; key: 'REDIS_URL' | 'REDIS_CLUSTER_NODES'; problem: string } {
+  const { REDIS_URL: url, REDIS_CLUSTER_NODES: nodes } = env;
+  if (url !== undefined && nodes !== undefined) {
+    return {
+      ok: false,
+      key: 'REDIS_CLUSTER_NODES',
+      problem: 'set either REDIS_URL (one server, or Sentinel) or REDIS_CLUSTER_NODES (a Cluster), not both',
+    };
+  }
+  if (nodes !== undefined) {
+    const cluster = parseClusterNodes(nodes);
+    return cluster.ok ? cluster : { ok: false, key: 'REDIS_CLUSTER_NODES', problem: cluster.problem };
+  }
+  if (url === undefined) return { ok: true, value: undefined };
+  if (/^rediss?\+sentinel:/.test(url)) {
+    const sentinel = parseSentinelUrl(url);
+    return sentinel.ok ? sentinel : { ok: false, key: 'REDIS_URL', problem: sentinel.problem };
+  }
+  if (!urlParses(url)) return { ok: false, key: 'REDIS_URL', problem: 'not a valid URL' };
+  return { ok: true, value: { mode: 'single', url } };
 }
 
 function hostOf(url: string): string {

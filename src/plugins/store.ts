@@ -1,5 +1,5 @@
-// Decorates `store`: Redis when REDIS_URL is set, else the embedded store in the data folder. Each is imported only
-// when configured, so the embedded defaults never load ioredis.
+// Decorates `store`: Redis when REDIS_URL or REDIS_CLUSTER_NODES is set (one server, Sentinel or Cluster), else the
+// embedded store in the data folder. Each is imported only when configured, so the embedded defaults never load ioredis.
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Store } from '../store/store.js';
@@ -12,19 +12,19 @@ declare module 'fastify' {
 
 export default fp(
   async (app) => {
-    const { redisUrl, redisKeyPrefix, dataDir } = app.config;
+    const { redis, redisKeyPrefix, dataDir } = app.config;
     let store: Store;
-    if (redisUrl) {
+    if (redis) {
       const { RedisStore } = await import('../store/redis-store.js');
       store = await RedisStore.open({
-        url: redisUrl,
+        target: redis,
         keyPrefix: redisKeyPrefix,
         onError: (error) => app.log.warn({ err: error }, 'redis error'),
       });
     } else {
       app.log.warn(
         { dataDir },
-        '*** REDIS_URL is not set: using the embedded store (deny-list in the data folder, counters in memory). One process only; set REDIS_URL when running more than one instance. ***',
+        '*** neither REDIS_URL nor REDIS_CLUSTER_NODES is set: using the embedded store (deny-list in the data folder, counters in memory). One process only; set REDIS_URL (or REDIS_CLUSTER_NODES) when running more than one instance. ***',
       );
       const { EmbeddedStore } = await import('../store/embedded-store.js');
       store = await EmbeddedStore.open(dataDir, () => app.clock.now());

@@ -1,7 +1,9 @@
-// Store on Redis: shared by every instance; each key's TTL ends its entry, so nothing needs pruning.
+// Store on Redis: shared by every instance; each key's TTL ends its entry, so nothing needs pruning. One server,
+// a Sentinel-monitored master or a Cluster, through ioredis's own support for each (no sharding of ours).
 import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
+import { Cluster, type ClusterOptions, Redis, type RedisOptions } from 'ioredis';
 import { DependencyUnavailable } from '../errors.js';
+import type { RedisTarget } from './redis-target.js';
 import {
   type CounterState,
   counterKey,
@@ -44,47 +46,115 @@ const RELEASE_LOCK_SCRIPT = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`;
 
-interface ScriptedRedis extends Redis {
+interface Scripts {
   hitCounter(key: string, windowMs: number): Promise<[number, number]>;
   releaseCounter(key: string): Promise<number>;
   raiseMinVersion(key: string, minVersion: number, ttlMs: number): Promise<number>;
   releaseLock(key: string, token: string): Promise<number>;
 }
+type ScriptedRedis = (Redis | Cluster) & Scripts;
 
 export interface RedisStoreOptions {
-  url: string;
+  /** Where Redis is (see redis-target.ts); a string is one server's redis[s]:// URL. */
+  target: RedisTarget | string;
   keyPrefix: string;
   onError: (error: Error) => void;
+}
+
+// Bounded everywhere: a request waits at most about a second for Redis before it is answered 503.
+const CONNECTION: RedisOptions = {
+  // Named in CLIENT LIST, for operators (and tests) telling this service's connections apart.
+  connectionName: 'auth-service',
+  connectTimeout: 2_000,
+  commandTimeout: 1_000,
+  maxRetriesPerRequest: 1,
+  // A demoted master (Sentinel failover, a managed service's switch-over) answers writes with READONLY: reconnect,
+  // which asks the sentinels (or DNS) for the master again. 1, not 2: the command fails (503) instead of waiting.
+  reconnectOnError: (error) => (error.message.startsWith('READONLY') ? 1 : false),
+};
+const retryStrategy = (attempt: number) => Math.min(attempt * 100, 2_000);
+const BOOT_WAIT_MS = 3_000;
+
+function connect(target: RedisTarget, keyPrefix: string): Redis | Cluster {
+  // Fail at once while disconnected instead of queueing requests behind a dead server.
+  const common = { keyPrefix, lazyConnect: true, enableAutoPipelining: true, enableOfflineQueue: false } as const;
+  if (target.mode === 'single') return new Redis(target.url, { ...common, ...CONNECTION, retryStrategy });
+  const { username, password } = target;
+  if (target.mode === 'sentinel') {
+    return new Redis({
+      ...common,
+      ...CONNECTION,
+      retryStrategy,
+      sentinels: target.sentinels,
+      name: target.name,
+      role: 'master',
+      username,
+      password,
+      sentinelPassword: target.sentinelPassword,
+      ...(target.tls ? { tls: {}, enableTLSForSentinelMode: true, sentinelTLS: {} } : {}),
+      // Every sentinel unreachable: try them again later (null would end the client for good).
+      sentinelRetryStrategy: retryStrategy,
+      // No failoverDetector: its sentinel subscriptions outlived quit() (ioredis 5.11) and it is not needed: a
+      // sentinel demoting a master kills that master's client connections (CLIENT KILL TYPE normal), and a write
+      // that reaches it first gets READONLY; either way this client reconnects and asks the sentinels again.
+    });
+  }
+  const options: ClusterOptions = {
+    ...common,
+    // Replicas lag behind their master: a read there could miss a revocation just written.
+    scaleReads: 'master',
+    clusterRetryStrategy: retryStrategy,
+    slotsRefreshTimeout: 2_000,
+    // MOVED/ASK/CLUSTERDOWN retries, bounded so that a request still gets its 503 within about a second.
+    maxRedirections: 6,
+    retryDelayOnClusterDown: 150,
+    retryDelayOnFailover: 150,
+    redisOptions: { ...CONNECTION, username, password, ...(target.tls ? { tls: {} } : {}) },
+  };
+  return new Cluster(target.nodes, options);
 }
 
 export class RedisStore implements Store {
   readonly kind = 'redis';
   readonly #redis: ScriptedRedis;
+  // Bumped on every (re)connection. A Sentinel or Cluster failover promotes a replica that may lack the last
+  // acknowledged writes (replication is asynchronous) yet holds the epoch: the epoch alone would vouch for a
+  // deny-list missing entries. So this instance trusts the store only after a rebuild done on its current connection.
+  #generation = 0;
+  #rebuildGeneration: number | undefined;
+  #syncedGeneration = -1;
 
   private constructor(redis: ScriptedRedis) {
     this.#redis = redis;
+    const reconnected = () => {
+      this.#generation += 1;
+    };
+    redis.on('ready', reconnected);
+    // A Cluster reconnects node by node: a failed-over master shows up as a node removed and another added.
+    if (redis instanceof Cluster) redis.on('+node', reconnected).on('-node', reconnected);
   }
 
   /** Connects, but boots even if Redis is down: requests then fail closed (503) until it answers. */
   static async open(options: RedisStoreOptions): Promise<RedisStore> {
-    const redis = new Redis(options.url, {
-      keyPrefix: options.keyPrefix,
-      lazyConnect: true,
-      enableAutoPipelining: true,
-      connectTimeout: 2_000,
-      commandTimeout: 1_000,
-      maxRetriesPerRequest: 1,
-      // Fail at once while disconnected instead of queueing requests behind a dead server.
-      enableOfflineQueue: false,
-      retryStrategy: (attempt) => Math.min(attempt * 100, 2_000),
-    }) as ScriptedRedis;
+    const target: RedisTarget =
+      typeof options.target === 'string' ? { mode: 'single', url: options.target } : options.target;
+    const redis = connect(target, options.keyPrefix) as ScriptedRedis;
     redis.defineCommand('hitCounter', { numberOfKeys: 1, lua: HIT_SCRIPT });
     redis.defineCommand('releaseCounter', { numberOfKeys: 1, lua: RELEASE_COUNTER_SCRIPT });
     redis.defineCommand('raiseMinVersion', { numberOfKeys: 1, lua: RAISE_SCRIPT });
     redis.defineCommand('releaseLock', { numberOfKeys: 1, lua: RELEASE_LOCK_SCRIPT });
     redis.on('error', options.onError);
-    await redis.connect().catch(options.onError);
-    return new RedisStore(redis);
+    const store = new RedisStore(redis);
+    // Sentinel and Cluster clients retry inside connect(): boot waits for a first answer only so long.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      redis.connect().catch(options.onError),
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, BOOT_WAIT_MS);
+      }),
+    ]);
+    clearTimeout(timer);
+    return store;
   }
 
   async #run<T>(command: () => Promise<T>): Promise<T> {
@@ -111,14 +181,22 @@ export class RedisStore implements Store {
     const [token, session, user, epoch] = await this.#run(() =>
       this.#redis.mget(denyKey.token(jti), denyKey.session(sid), denyKey.user(sub), denyKey.epoch),
     );
-    return toRevocationState(token ?? null, session ?? null, user ?? null, epoch ?? null);
+    const trusted = this.#syncedGeneration === this.#generation;
+    return toRevocationState(token ?? null, session ?? null, user ?? null, trusted ? (epoch ?? null) : null);
   }
 
   async markSynced(): Promise<void> {
+    // The rebuild's writes count only if they all went over the connection this instance now uses.
+    // Otherwise no epoch either: it would vouch, for every instance, for entries that may be missing. The verifier
+    // then still sees `synced: false`, and the next request rebuilds again.
+    const generation = this.#rebuildGeneration ?? this.#generation;
+    if (generation !== this.#generation) return;
     await this.#run(() => this.#redis.set(denyKey.epoch, String(Date.now())));
+    if (generation === this.#generation) this.#syncedGeneration = generation;
   }
 
   async lockRebuild(ttlMs: number): Promise<(() => Promise<void>) | null> {
+    this.#rebuildGeneration = this.#generation;
     const token = randomUUID();
     const taken = await this.#run(() => this.#redis.set(denyKey.rebuildLock, token, 'PX', positive(ttlMs), 'NX'));
     if (taken !== 'OK') return null;

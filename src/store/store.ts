@@ -31,7 +31,11 @@ export interface Store {
   raiseUserMinVersion(sub: string, minVersion: number, ttlMs: number): Promise<void>;
   /** Everything the verifier needs, the epoch included, in one round trip. */
   revocationState(jti: string, sid: string, sub: string): Promise<RevocationState>;
-  /** Marks the deny-list complete (after a rebuild); `synced` is true from then on until the data is lost. */
+  /**
+   * Marks the deny-list complete (after a rebuild); `synced` is true from then on until the data is lost. On Redis,
+   * also until this instance reconnects (a failover may have lost writes the epoch still vouches for), and only if
+   * it did not reconnect since `lockRebuild`.
+   */
   markSynced(): Promise<void>;
   /** Takes the rebuild lock for `ttlMs` if nobody holds it; returns its release, or null when it is taken. */
   lockRebuild(ttlMs: number): Promise<(() => Promise<void>) | null>;
@@ -52,14 +56,27 @@ export interface Store {
   close(): Promise<void>;
 }
 
+/**
+ * Every deny-list key shares the hash tag `{deny}`, so on a Redis Cluster they all live in one slot:
+ * - the verifier's read (three entries and the epoch) stays one MGET, one round trip; per-user tags would spread the
+ *   entries, but the epoch is global, so each request would need a second, cross-slot read (a pipeline to two nodes);
+ * - above all, the epoch sits on the same node as the entries it vouches for: a shard that restarts empty loses both
+ *   together, and the verifier notices. With the entries spread over shards, losing one shard would go unseen.
+ * The cost: the deny-list is on one shard (the counters, the write-heavy part, still spread). It is small (entries
+ * live at most an access token's life) and an MGET of four keys is cheap, so one shard carries it easily.
+ * The tag follows the key prefix (`auth:{deny}:jti:...`); a prefix with its own `{...}` pins every key to its slot,
+ * which stays correct. Renamed from `deny:*` with the epoch: a store written by an older version has no `{deny}:epoch`,
+ * so the new layout is rebuilt from Postgres before it is trusted (the old keys expire on their own).
+ */
 export const denyKey = {
-  token: (jti: string) => `deny:jti:${jti}`,
-  session: (sid: string) => `deny:sid:${sid}`,
-  user: (sub: string) => `deny:sub:${sub}`,
+  token: (jti: string) => `{deny}:jti:${jti}`,
+  session: (sid: string) => `{deny}:sid:${sid}`,
+  user: (sub: string) => `{deny}:sub:${sub}`,
   /** No TTL: present exactly while the store holds the whole deny-list. */
-  epoch: 'deny:epoch',
-  rebuildLock: 'deny:rebuild-lock',
+  epoch: '{deny}:epoch',
+  rebuildLock: '{deny}:rebuild-lock',
 };
+// Single-key commands and scripts only: no tag needed, so counters spread over the cluster's shards.
 export const counterKey = (key: string) => `count:${key}`;
 
 /** Parses the stored values of the three deny-list keys and the epoch. */

@@ -1,6 +1,9 @@
 // A private, non-persistent redis-server process for a test: its own free port, stopped by its pid.
 import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import type { Teardown } from './app.js';
 import { freePort } from './server-process.js';
 
@@ -31,14 +34,32 @@ function answers(port: number): Promise<boolean> {
   });
 }
 
+export interface RedisServerOptions {
+  /** A config file, read first (a sentinel needs one it can rewrite). */
+  configFile?: string;
+  /** Arguments that depend on the port (e.g. a cluster's nodes-<port>.conf). */
+  portArgs?: (port: number) => string[];
+}
+
 /** Starts `redis-server` with no persistence (`--save "" --appendonly no`) plus `args`. */
-export async function startRedisServer(t: Teardown, args: string[] = []): Promise<RedisProcess> {
+export async function startRedisServer(
+  t: Teardown,
+  args: string[] = [],
+  options: RedisServerOptions = {},
+): Promise<RedisProcess> {
   const port = await freePort();
+  // Its working folder: a replica's full sync writes an RDB file there, never into the checkout.
+  const dir = await mkdtemp(path.join(tmpdir(), 'redis-server-'));
   let child: ChildProcess | undefined;
   const start = async () => {
     const proc = spawn(
       'redis-server',
-      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...args],
+      [
+        ...(options.configFile ? [options.configFile] : []),
+        ...['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
+        ...(options.portArgs?.(port) ?? []),
+        ...args,
+      ],
       { stdio: 'ignore' },
     );
     child = proc;
@@ -57,6 +78,9 @@ export async function startRedisServer(t: Teardown, args: string[] = []): Promis
     await exited;
   };
   await start();
-  t.teardown(kill);
+  t.teardown(async () => {
+    await kill();
+    await rm(dir, { recursive: true, force: true });
+  });
   return { port, url: `redis://127.0.0.1:${port}`, kill, start };
 }

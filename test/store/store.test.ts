@@ -231,7 +231,7 @@ t.test('RedisStore', async (t) => {
   });
 
   const open = async (t: Test) => {
-    const store = await RedisStore.open({ url: redisUrl, keyPrefix, onError: (error) => t.error(error) });
+    const store = await RedisStore.open({ target: redisUrl, keyPrefix, onError: (error) => t.error(error) });
     t.teardown(() => store.close());
     return store;
   };
@@ -314,7 +314,7 @@ t.test('RedisStore', async (t) => {
   t.test('a store whose Redis is unreachable fails closed, quickly', async (t) => {
     const errors: Error[] = [];
     const started = Date.now();
-    const store = await RedisStore.open({ url: 'redis://127.0.0.1:1', keyPrefix, onError: (e) => errors.push(e) });
+    const store = await RedisStore.open({ target: 'redis://127.0.0.1:1', keyPrefix, onError: (e) => errors.push(e) });
     t.teardown(() => store.close());
     t.ok(Date.now() - started < 5_000, 'open() does not hang on a dead server');
     const operations: [string, () => Promise<unknown>][] = [
