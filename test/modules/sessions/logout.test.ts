@@ -73,8 +73,8 @@ async function assertSessionEnded(t: Asserts, session: { sessionId: string; acce
     live.every((token) => token.revokedAt !== null),
     `${label}its refresh tokens revoked`,
   );
-  t.equal(await redis.get(redisKey(`deny:sid:${session.sessionId}`)), '1', `${label}sid deny-listed`);
-  await assertTtl(t, `deny:sid:${session.sessionId}`, MAX_ACCESS_LIFE_MS, `${label}deny:sid`);
+  t.equal(await redis.get(redisKey(`{deny}:sid:${session.sessionId}`)), '1', `${label}sid deny-listed`);
+  await assertTtl(t, `{deny}:sid:${session.sessionId}`, MAX_ACCESS_LIFE_MS, `${label}deny:sid`);
   if (session.accessToken) {
     assertError(t, await me(app, session.accessToken), 401, 'TOKEN_REVOKED', `${label}access token`);
   }
@@ -82,7 +82,7 @@ async function assertSessionEnded(t: Asserts, session: { sessionId: string; acce
 
 async function assertSessionLive(t: Asserts, session: { sessionId: string; accessToken: string }, label = '') {
   t.equal((await sessionRow(app, session.sessionId))?.revokedAt, null, `${label}session not revoked`);
-  t.equal(await pttl(`deny:sid:${session.sessionId}`), -2, `${label}no sid deny-list entry`);
+  t.equal(await pttl(`{deny}:sid:${session.sessionId}`), -2, `${label}no sid deny-list entry`);
   t.equal((await me(app, session.accessToken)).statusCode, 200, `${label}access token still accepted`);
 }
 
@@ -95,10 +95,10 @@ t.test('logout by access token (Bearer)', async (t) => {
   assertClearsCookies(t, response);
 
   const { jti, exp } = claimsOf(session.accessToken);
-  t.equal(await redis.get(redisKey(`deny:jti:${jti}`)), '1', 'jti deny-listed');
+  t.equal(await redis.get(redisKey(`{deny}:jti:${jti}`)), '1', 'jti deny-listed');
   // revokeToken: until the token would have expired anyway, plus the verifier's clock tolerance.
   const jtiTtl = exp * 1000 + TOLERANCE * 1000 - clock.now();
-  await assertTtl(t, `deny:jti:${jti}`, jtiTtl, 'deny:jti');
+  await assertTtl(t, `{deny}:jti:${jti}`, jtiTtl, 'deny:jti');
   const [durable] = await app.db.select().from(revocations).where(eq(revocations.value, jti));
   t.equal(durable?.kind, 'jti');
   t.equal(durable?.expiresAt.getTime(), exp * 1000 + TOLERANCE * 1000, 'the feed row expires with the entry');
@@ -121,7 +121,7 @@ t.test('logout by refresh token in the body: its access tokens die at once', asy
   assertError(t, await me(app, session.accessToken), 401, 'TOKEN_REVOKED', 'the older access token too');
   assertError(t, await refresh(app, rotated.refreshToken), 401, 'REFRESH_TOKEN_INVALID', 'the refresh token');
   assertError(t, await refresh(app, session.refreshToken), 401, 'REFRESH_TOKEN_INVALID', 'the rotated-out one');
-  t.equal(await pttl(`deny:jti:${claimsOf(rotated.accessToken).jti}`), -2, 'no jti entry: the sid entry covers it');
+  t.equal(await pttl(`{deny}:jti:${claimsOf(rotated.accessToken).jti}`), -2, 'no jti entry: the sid entry covers it');
 });
 
 t.test('logout by an old (already rotated) refresh token still ends the session', async (t) => {
@@ -151,7 +151,7 @@ t.test('logout by the access cookie with X-CSRF-Token', async (t) => {
   });
   t.equal(response.statusCode, 204);
   assertClearsCookies(t, response);
-  t.equal(await redis.get(redisKey(`deny:jti:${claimsOf(session.access).jti}`)), '1', 'jti deny-listed');
+  t.equal(await redis.get(redisKey(`{deny}:jti:${claimsOf(session.access).jti}`)), '1', 'jti deny-listed');
   await assertSessionEnded(t, { sessionId: session.sessionId, accessToken: session.access });
   assertError(t, await refresh(app, session.refresh), 401, 'REFRESH_TOKEN_INVALID', 'its refresh token');
 });
@@ -232,7 +232,7 @@ t.test('an expired access token still logs out', async (t) => {
   assertError(t, await me(app, session.accessToken), 401, 'TOKEN_EXPIRED', 'expired for every other route');
   const response = await logout({ headers: bearer(session.accessToken) });
   t.equal(response.statusCode, 204);
-  t.equal(await pttl(`deny:jti:${claimsOf(session.accessToken).jti}`), -2, 'no jti entry for a token already dead');
+  t.equal(await pttl(`{deny}:jti:${claimsOf(session.accessToken).jti}`), -2, 'no jti entry for a token already dead');
   await assertSessionEnded(t, { sessionId: session.sessionId });
   assertError(t, await refresh(app, session.refreshToken), 401, 'REFRESH_TOKEN_INVALID', 'its refresh token');
 });
@@ -294,15 +294,15 @@ t.test('logout-all: every session and access token of the caller, at once', asyn
     t.ok((await sessionRow(app, sessionId))?.revokedAt, `session ${sessionId} revoked`);
   }
 
-  t.equal(await redis.get(redisKey(`deny:sub:${account.id}`)), '1', 'the minimum token version: the bumped one');
-  await assertTtl(t, `deny:sub:${account.id}`, MAX_ACCESS_LIFE_MS, 'deny:sub');
+  t.equal(await redis.get(redisKey(`{deny}:sub:${account.id}`)), '1', 'the minimum token version: the bumped one');
+  await assertTtl(t, `{deny}:sub:${account.id}`, MAX_ACCESS_LIFE_MS, 'deny:sub');
   const events = await eventsOf(app, account.id, 'logged_out_all');
   t.equal(events.length, 1, 'one logged_out_all event');
   t.match(events[0]?.details, { sessions: 3 });
 
   await assertSessionLive(t, bystander, 'another user: ');
   t.equal((await refresh(app, bystander.refreshToken)).statusCode, 200, "another user's refresh token works");
-  t.equal(await pttl(`deny:sub:${bystander.account.id}`), -2, 'no deny:sub entry for another user');
+  t.equal(await pttl(`{deny}:sub:${bystander.account.id}`), -2, 'no deny:sub entry for another user');
 });
 
 t.test('logout-all: a token issued after it is accepted, even within the same second', async (t) => {

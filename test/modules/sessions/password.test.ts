@@ -62,7 +62,7 @@ t.test('success: 204; this session stays, the others end at once, the old passwo
   const expected = (config.accessTokenTtl + config.clockTolerance) * 1000;
   for (const sessionId of [other.sessionId, cookieSession.sessionId]) {
     t.ok((await sessionRow(app, sessionId))?.revokedAt, 'revoked in Postgres');
-    const ttl = await redis.pttl(redisKey(`deny:sid:${sessionId}`));
+    const ttl = await redis.pttl(redisKey(`{deny}:sid:${sessionId}`));
     t.ok(ttl <= expected && ttl > expected - 1000, `deny:sid TTL ${ttl} ≈ ${expected}`);
   }
 

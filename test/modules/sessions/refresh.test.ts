@@ -130,7 +130,7 @@ t.test('the reuse grace interval, its boundary, and reuse detection', async (t) 
     'every refresh token of the session revoked',
   );
 
-  const ttl = await redis.pttl(redisKey(`deny:sid:${first.sessionId}`));
+  const ttl = await redis.pttl(redisKey(`{deny}:sid:${first.sessionId}`));
   const expected = (ACCESS_TTL + TOLERANCE) * 1000;
   t.ok(ttl > expected - 1000 && ttl <= expected, `deny:sid TTL ${ttl} ≈ ${expected} ms (access TTL + tolerance)`);
 

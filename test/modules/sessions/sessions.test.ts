@@ -246,7 +246,7 @@ t.test('DELETE /auth/sessions/:id of one of my sessions: 204, effective on the v
   assertError(t, await me(app, target.accessToken), 401, 'TOKEN_REVOKED', 'its older access token');
   assertError(t, await refresh(app, rotated.refreshToken), 401, 'REFRESH_TOKEN_INVALID', 'its refresh token');
   t.ok((await sessionRow(app, target.sessionId))?.revokedAt, 'revoked in Postgres');
-  const ttl = await redis.pttl(redisKey(`deny:sid:${target.sessionId}`));
+  const ttl = await redis.pttl(redisKey(`{deny}:sid:${target.sessionId}`));
   const expected = (config.accessTokenTtl + config.clockTolerance) * 1000;
   t.ok(ttl <= expected && ttl > expected - 1000, `deny:sid TTL ${ttl} ≈ ${expected}`);
   const events = await eventsOf(app, account.id, 'session_revoked');
