@@ -19,6 +19,8 @@ export const EnvSchema = Type.Object({
     { default: 'info' },
   ),
   DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://', description: 'a postgres:// URL' })),
+  // false behind a pooler that cannot keep named prepared statements (PgBouncer < 1.21 in transaction mode).
+  DATABASE_PREPARED_STATEMENTS: Type.Boolean({ default: true }),
   DATA_DIR: Type.String({ minLength: 1, default: './data' }),
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'a redis:// or rediss:// URL' })),
   REDIS_KEY_PREFIX: Type.String({ default: 'auth:' }),
@@ -55,6 +57,8 @@ export const EnvSchema = Type.Object({
   ARGON2_CONCURRENCY: Type.Integer({ minimum: 0, maximum: 64, default: 0 }),
   ARGON2_QUEUE_LIMIT: Type.Integer({ minimum: 0, maximum: 10_000, default: 64 }),
   PRUNE_INTERVAL: Seconds(3600, 0),
+  // After SIGTERM/SIGINT, how long in-flight requests and deferred work get before the process exits anyway (code 1).
+  SHUTDOWN_TIMEOUT: Seconds(10),
   // Unset: the issuer. Links in mail point here; it serves (or proxies) the pages that call the account routes.
   APP_URL: Type.Optional(Type.String({ pattern: '^https?://[^\\s]+$', description: 'an http(s) URL' })),
   // Unset: every message goes to DATA_DIR/outbox/ as an .eml file (refused in production).
@@ -94,6 +98,8 @@ export interface Config {
   logLevel: Env['LOG_LEVEL'];
   /** Unset: embedded PGlite in `dataDir`. */
   databaseUrl: string | undefined;
+  /** Named (server-side, per connection) prepared statements for the hot queries; false behind PgBouncer < 1.21. */
+  databasePreparedStatements: boolean;
   dataDir: string;
   /** Unset: embedded store in `dataDir`. */
   redisUrl: string | undefined;
@@ -139,6 +145,8 @@ export interface Config {
   /** Hashes and verifications run at once, and how many more may wait; beyond that, 503 with Retry-After. */
   passwordHashing: { concurrency: number; queueLimit: number };
   pruneInterval: number;
+  /** Seconds a graceful shutdown may take before the process exits with code 1. */
+  shutdownTimeout: number;
 }
 
 export type EmailVerification = Env['EMAIL_VERIFICATION'];
@@ -254,6 +262,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     host: env.HOST,
     logLevel: env.LOG_LEVEL,
     databaseUrl: env.DATABASE_URL,
+    databasePreparedStatements: env.DATABASE_PREPARED_STATEMENTS,
     dataDir: env.DATA_DIR,
     redisUrl: env.REDIS_URL,
     redisKeyPrefix: env.REDIS_KEY_PREFIX,
@@ -312,6 +321,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       queueLimit: env.ARGON2_QUEUE_LIMIT,
     },
     pruneInterval: env.PRUNE_INTERVAL,
+    shutdownTimeout: env.SHUTDOWN_TIMEOUT,
   });
 }
 
