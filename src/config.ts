@@ -20,6 +20,8 @@ export const EnvSchema = Type.Object({
     { default: 'info' },
   ),
   DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://', description: 'a postgres:// URL' })),
+  // false behind a pooler that cannot keep named prepared statements (PgBouncer < 1.21 in transaction mode).
+  DATABASE_PREPARED_STATEMENTS: Type.Boolean({ default: true }),
   DATA_DIR: Type.String({ minLength: 1, default: './data' }),
   REDIS_URL: Type.Optional(
     Type.String({
@@ -63,6 +65,8 @@ export const EnvSchema = Type.Object({
   ARGON2_CONCURRENCY: Type.Integer({ minimum: 0, maximum: 64, default: 0 }),
   ARGON2_QUEUE_LIMIT: Type.Integer({ minimum: 0, maximum: 10_000, default: 64 }),
   PRUNE_INTERVAL: Seconds(3600, 0),
+  // After SIGTERM/SIGINT, how long in-flight requests and deferred work get before the process exits anyway (code 1).
+  SHUTDOWN_TIMEOUT: Seconds(10),
   // Unset: the issuer. Links in mail point here; it serves (or proxies) the pages that call the account routes.
   APP_URL: Type.Optional(Type.String({ pattern: '^https?://[^\\s]+$', description: 'an http(s) URL' })),
   // Unset: every message goes to DATA_DIR/outbox/ as an .eml file (refused in production).
@@ -102,6 +106,8 @@ export interface Config {
   logLevel: Env['LOG_LEVEL'];
   /** Unset: embedded PGlite in `dataDir`. */
   databaseUrl: string | undefined;
+  /** Named (server-side, per connection) prepared statements for the hot queries; false behind PgBouncer < 1.21. */
+  databasePreparedStatements: boolean;
   dataDir: string;
   /** REDIS_URL as given (a single server or Sentinel); unset with a Cluster or the embedded store. */
   redisUrl: string | undefined;
@@ -149,6 +155,8 @@ export interface Config {
   /** Hashes and verifications run at once, and how many more may wait; beyond that, 503 with Retry-After. */
   passwordHashing: { concurrency: number; queueLimit: number };
   pruneInterval: number;
+  /** Seconds a graceful shutdown may take before the process exits with code 1. */
+  shutdownTimeout: number;
 }
 
 export type EmailVerification = Env['EMAIL_VERIFICATION'];
@@ -271,6 +279,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     host: env.HOST,
     logLevel: env.LOG_LEVEL,
     databaseUrl: env.DATABASE_URL,
+    databasePreparedStatements: env.DATABASE_PREPARED_STATEMENTS,
     dataDir: env.DATA_DIR,
     redisUrl: env.REDIS_URL,
     redis: redis.ok ? redis.value : undefined,
@@ -330,6 +339,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       queueLimit: env.ARGON2_QUEUE_LIMIT,
     },
     pruneInterval: env.PRUNE_INTERVAL,
+    shutdownTimeout: env.SHUTDOWN_TIMEOUT,
   });
 }
 

@@ -18,8 +18,9 @@ async function main(): Promise<void> {
   // Request handling first: argon2 and V8's helpers yield the CPU to the event loop when they compete for it.
   deprioritizeBackgroundThreads(BACKGROUND_THREAD_NICENESS);
 
-  // SIGTERM/SIGINT: stop accepting, let in-flight requests finish, close pool and Redis, exit 0.
-  closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
+  // SIGTERM/SIGINT: stop accepting, let in-flight requests and deferred work finish, close pool and Redis, exit 0;
+  // past SHUTDOWN_TIMEOUT close-with-grace exits 1, so a stuck request cannot hold a rolling deploy.
+  closeWithGrace({ delay: config.shutdownTimeout * 1000 }, async ({ signal, err }) => {
     if (err) app.log.error({ err }, 'closing after an uncaught error');
     else app.log.info({ signal }, 'shutting down');
     await app.close();

@@ -11,6 +11,7 @@ import type { PGlite, PGliteOptions } from '@electric-sql/pglite';
 import { sql } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { schema } from './schema.js';
+import { markUnnamedStatements } from './statements.js';
 
 export type Database = PgDatabase<PgQueryResultHKT, typeof schema>;
 /** A transaction or the database itself: repositories take either. */
@@ -74,9 +75,15 @@ function useBaselineWasmCompilerOnly(): void {
   v8.setFlagsFromString('--liftoff-only');
 }
 
+export interface PostgresOptions {
+  /** false: no named prepared statements (PgBouncer < 1.21 in transaction mode cannot keep them). Default true. */
+  preparedStatements?: boolean;
+}
+
 export async function openPostgres(
   databaseUrl: string,
   onConnectionError: (error: Error) => void,
+  options: PostgresOptions = {},
 ): Promise<DatabaseHandle> {
   const { pg, drizzle: drizzleNodePg } = await loadPostgresDriver();
   const pool = new pg.Pool({
@@ -93,8 +100,12 @@ export async function openPostgres(
   // So every client gets one for its whole life. pg marks such a client unqueryable, and the pool destroys an
   // unqueryable client on release instead of handing it out again; the request in flight fails with a
   // connection error, which the error handler answers 503.
+  const named = options.preparedStatements !== false;
+  if (!named) markUnnamedStatements(pool);
   pool.on('connect', (client) => {
     client.on('error', (error) => onConnectionError(withoutClient(error)));
+    // A transaction's queries run on the checked-out client, not through the pool.
+    if (!named) markUnnamedStatements(client);
   });
   // An idle client's error reaches both its own listener (reported there) and the pool's; report it once.
   pool.on('error', () => undefined);
@@ -289,7 +300,11 @@ async function countMigrations(query: Query): Promise<number> {
   return Number((counted.rows[0] as { count?: unknown } | undefined)?.count ?? 0);
 }
 
-/** Applies pending migrations. On Postgres, an advisory lock keeps concurrent instances from racing. */
+/**
+ * Applies pending migrations. On Postgres, an advisory lock keeps concurrent instances from racing: a transaction's
+ * lock (pg_advisory_xact_lock), not a session's, so it also holds behind a pooler in transaction mode (PgBouncer),
+ * where a session lock would be taken on one server connection and its unlock sent to another, leaking the lock.
+ */
 export async function migrateDatabase(handle: DatabaseHandle, databaseUrl?: string): Promise<MigrationResult> {
   if (handle.kind === 'pglite') {
     const query: Query = async (text) => (await handle.db.execute(sql.raw(text))) as { rows: unknown[] };
@@ -300,14 +315,18 @@ export async function migrateDatabase(handle: DatabaseHandle, databaseUrl?: stri
     return { applied: total - before, total };
   }
   const { pg, drizzle: drizzleNodePg, migrate: migrateNodePg } = await loadPostgresDriver();
-  // One dedicated connection, so the lock and the migration share a session.
   const client = new pg.Client({ connectionString: databaseUrl, connectionTimeoutMillis: 5_000 });
   // A connection lost mid-migration also fails the pending query, which is what reports it; unheard, the
   // client's 'error' event would kill the process instead.
   client.on('error', () => undefined);
+  // drizzle's own BEGIN inside ours is a no-op ("already a transaction in progress"), nothing else.
+  client.on('notice', () => undefined);
   await client.connect();
   try {
-    await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_ID]);
+    // One transaction from the lock to drizzle's COMMIT (which ends ours and releases the lock): the bookkeeping
+    // drizzle does before its own transaction runs under the lock too.
+    await client.query('BEGIN');
+    await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK_ID]);
     // Counted under the lock, so a migration applied by a concurrent instance is not reported as ours.
     const query: Query = (text) => client.query(text);
     const before = await countMigrations(query);
@@ -315,18 +334,22 @@ export async function migrateDatabase(handle: DatabaseHandle, databaseUrl?: stri
     const total = await countMigrations(query);
     return { applied: total - before, total };
   } finally {
-    await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_ID]).catch(() => undefined);
+    // Normally drizzle committed already (a harmless notice); after a failure this ends the transaction.
+    await client.query('ROLLBACK').catch(() => undefined);
     await client.end();
   }
 }
 
 /** Opens and migrates the database; `migrations` says what the migration run did. */
 export async function openDatabase(
-  options: { databaseUrl: string | undefined; dataDir: string },
+  // The Config's own names, so the scripts can pass their config as it is.
+  options: { databaseUrl: string | undefined; dataDir: string; databasePreparedStatements?: boolean },
   onConnectionError: (error: Error) => void,
 ): Promise<DatabaseHandle & { migrations: MigrationResult }> {
   const handle = options.databaseUrl
-    ? await openPostgres(options.databaseUrl, onConnectionError)
+    ? await openPostgres(options.databaseUrl, onConnectionError, {
+        preparedStatements: options.databasePreparedStatements,
+      })
     : await openPglite(options.dataDir);
   try {
     return { ...handle, migrations: await migrateDatabase(handle, options.databaseUrl) };

@@ -42,6 +42,19 @@ export class MailQueue {
 
   /** Queues a message and returns at once; the outcome is logged (without the message body). */
   send(mail: OutgoingMail, hooks: DeliveryHooks = {}): void {
+    // Shutting down: the process may be gone before a first attempt. Mail accepted earlier is still delivered (its
+    // attempt in flight is awaited); what arrives now is refused, and its token voided as for any undelivered mail.
+    if (this.#closing) {
+      this.log.error({ mail: mail.kind }, 'mail not sent: shutting down');
+      const undo = Promise.resolve(hooks.onUndelivered?.())
+        .catch((undoError: unknown) => {
+          this.log.error({ err: undoError, mail: mail.kind }, 'could not void the token of an undelivered mail');
+        })
+        .finally(() => this.#pending.delete(undo));
+      // Tracked like a delivery, so close() waits for it while the database is still open.
+      this.#pending.add(undo);
+      return;
+    }
     const delivery = this.#deliver(mail, hooks).finally(() => this.#pending.delete(delivery));
     this.#pending.add(delivery);
   }

@@ -11,14 +11,14 @@ declare module 'fastify' {
 
 export default fp(
   async (app) => {
-    const { databaseUrl, dataDir } = app.config;
+    const { databaseUrl, dataDir, databasePreparedStatements } = app.config;
     if (!databaseUrl) {
       app.log.warn(
         { dataDir },
         '*** DATABASE_URL is not set: using embedded PGlite in the data folder. For development only; set DATABASE_URL in production. ***',
       );
     }
-    const handle = await openDatabase({ databaseUrl, dataDir }, (error) =>
+    const handle = await openDatabase({ databaseUrl, dataDir, databasePreparedStatements }, (error) =>
       app.log.warn({ err: error }, 'postgres connection lost'),
     );
     const { applied, total } = handle.migrations;
