@@ -44,6 +44,8 @@ export const EnvSchema = Type.Object({
   CLOCK_TOLERANCE: Seconds(30, 0),
   JWKS_MAX_AGE: Seconds(600, 0),
   KEY_ACTIVATION_DELAY: Type.Optional(Seconds(900, 0)),
+  // 0: KEYS_DIR is read at start only (a key change then needs a restart).
+  KEYS_RELOAD_INTERVAL: Seconds(30, 0),
   COOKIE_SECURE: Type.Boolean({ default: true }),
   SESSION_SECRET: Type.Optional(Type.String({ minLength: 32, description: 'a secret of at least 32 characters' })),
   REVOCATION_FEED_TOKEN: Type.Optional(
@@ -125,6 +127,8 @@ export interface Config {
   clockTolerance: number;
   jwksMaxAge: number;
   keyActivationDelay: number;
+  /** Seconds between re-reads of KEYS_DIR; 0: never (read at start only). */
+  keysReloadInterval: number;
   cookieSecure: boolean;
   /** Unset: KEYS_DIR/session.secret (generated outside production). */
   sessionSecret: string | undefined;
@@ -296,6 +300,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     jwksMaxAge: env.JWKS_MAX_AGE,
     // A new key is published this long before it signs, so every cached JWKS has seen it.
     keyActivationDelay: env.KEY_ACTIVATION_DELAY ?? env.JWKS_MAX_AGE + 300,
+    keysReloadInterval: env.KEYS_RELOAD_INTERVAL,
     cookieSecure: env.COOKIE_SECURE,
     sessionSecret: env.SESSION_SECRET,
     revocationFeedToken: env.REVOCATION_FEED_TOKEN,

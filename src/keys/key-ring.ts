@@ -1,6 +1,6 @@
 // Signing keys from KEYS_DIR: kid = RFC 7638 thumbprint; keys.json records when each starts signing (rotation).
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { link, mkdir, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 export type JwtAlgorithm = 'RS256' | 'ES256' | 'EdDSA';
@@ -46,7 +46,7 @@ export class KeyRing {
 
   /**
    * The signing key: the one activated last among those whose activation time has passed (every key is published
-   * from load, and keys:generate sets the time KEY_ACTIVATION_DELAY ahead, so caches hold a key before it signs);
+   * from load, and keys:rotate sets the time KEY_ACTIVATION_DELAY ahead, so caches hold a key before it signs);
    * if none has activated yet, the earliest.
    */
   get active(): SigningKey {
@@ -170,18 +170,25 @@ async function readManifest(keysDir: string): Promise<ManifestEntry[]> {
   return entries as ManifestEntry[];
 }
 
-/** Adds (or replaces) a key's entry, atomically, so a reader never sees half a file. */
-async function recordActivation(keysDir: string, key: SigningKey): Promise<void> {
-  const entries = (await readManifest(keysDir)).filter((entry) => entry.kid !== key.kid);
-  entries.push({ kid: key.kid, file: path.basename(key.file), activatesAt: new Date(key.activatesAt).toISOString() });
+/** Writes the manifest atomically (aside, then renamed), so a reader, a reloading instance included, never sees half. */
+async function writeManifest(keysDir: string, entries: ManifestEntry[]): Promise<void> {
   const file = path.join(keysDir, MANIFEST_FILE);
   await writeFile(`${file}.tmp`, `${JSON.stringify({ keys: entries }, null, 2)}\n`, { mode: 0o644 });
   await rename(`${file}.tmp`, file);
 }
 
+/** Adds (or replaces) a key's entry. */
+async function recordActivation(keysDir: string, key: SigningKey): Promise<void> {
+  const entries = (await readManifest(keysDir)).filter((entry) => entry.kid !== key.kid);
+  entries.push({ kid: key.kid, file: path.basename(key.file), activatesAt: new Date(key.activatesAt).toISOString() });
+  await writeManifest(keysDir, entries);
+}
+
 /**
  * Writes a new private key (mode 0600) named by its kid, and records in keys.json that it signs from
- * `activatesAt` (epoch ms); returns it.
+ * `activatesAt` (epoch ms); returns it. The entry is written before the file, and the file aside then linked into
+ * place: an instance reloading in between sees either no key (an entry without a file is ignored) or the whole key
+ * with its time, never a key without its time (which would count as active since ever).
  */
 export async function writeNewKey(keysDir: string, alg: JwtAlgorithm, activatesAt: number): Promise<SigningKey> {
   await mkdir(keysDir, { recursive: true });
@@ -190,10 +197,28 @@ export async function writeNewKey(keysDir: string, alg: JwtAlgorithm, activatesA
   const pem = generatePrivateKeyPem(alg);
   const probe = toSigningKey(pem, '', activatesAt);
   const file = path.join(keysDir, `${probe.kid}.pem`);
-  await writeFile(file, pem, { mode: 0o600, flag: 'wx' });
   const key = { ...probe, file };
   await recordActivation(keysDir, key);
+  // Not *.pem, so never loaded half written; link (unlike rename) refuses to replace an existing file.
+  const aside = path.join(keysDir, `.${probe.kid}.pem.tmp`);
+  await writeFile(aside, pem, { mode: 0o600, flag: 'wx' });
+  try {
+    await link(aside, file);
+  } finally {
+    await unlink(aside);
+  }
   return key;
+}
+
+/**
+ * Deletes a key's file, then its keys.json entry: in that order an instance reloading in between sees an entry
+ * without a file (ignored), never the file without its time.
+ */
+export async function removeKey(keysDir: string, key: SigningKey): Promise<void> {
+  await unlink(key.file);
+  const entries = await readManifest(keysDir);
+  const kept = entries.filter((entry) => entry.kid !== key.kid);
+  if (kept.length !== entries.length) await writeManifest(keysDir, kept);
 }
 
 export interface LoadKeysOptions {
@@ -235,7 +260,7 @@ export async function loadKeyRing(options: LoadKeysOptions): Promise<KeyRing> {
   }
   if (keys.length === 0) {
     if (!options.generateIfEmpty) {
-      throw new KeyError(`no ${algorithm} private key in ${keysDir}; create one with \`npm run keys:generate\``);
+      throw new KeyError(`no ${algorithm} private key in ${keysDir}; create one with \`npm run keys:rotate\``);
     }
     // The only key: nothing else could sign, so it is active at once.
     const key = await writeNewKey(keysDir, algorithm, options.now);

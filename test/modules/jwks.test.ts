@@ -1,4 +1,4 @@
-import { createPublicKey } from 'node:crypto';
+import { createHash, createPublicKey } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { calculateJwkThumbprint, createLocalJWKSet, importPKCS8, type JWK, jwtVerify, SignJWT } from 'jose';
@@ -56,4 +56,25 @@ t.test('max-age follows JWKS_MAX_AGE', async (t) => {
   const { app } = await buildTestApp(t, { env: { JWKS_MAX_AGE: '120' } });
   const response = await app.inject({ method: 'GET', url: '/.well-known/jwks.json' });
   t.equal(response.headers['cache-control'], 'public, max-age=120');
+});
+
+t.test('a strong ETag, and 304 Not Modified to a matching If-None-Match', async (t) => {
+  const { app } = await buildTestApp(t, { env: { JWKS_MAX_AGE: '120' } });
+  const get = (headers: Record<string, string> = {}) =>
+    app.inject({ method: 'GET', url: '/.well-known/jwks.json', headers });
+  const full = await get();
+  const etag = String(full.headers.etag);
+  t.equal(etag, `"${createHash('sha256').update(full.rawPayload).digest('base64url')}"`, 'a hash of the body bytes');
+  t.equal((await get()).headers.etag, etag, 'stable while the keys are');
+
+  for (const ifNoneMatch of [etag, `W/${etag}`, `"other", ${etag}`, '*']) {
+    const cached = await get({ 'if-none-match': ifNoneMatch });
+    t.equal(cached.statusCode, 304, `If-None-Match: ${ifNoneMatch}`);
+    t.equal(cached.body, '', 'no body');
+    t.equal(cached.headers.etag, etag);
+    t.equal(cached.headers['cache-control'], 'public, max-age=120', 'max-age kept');
+  }
+  const stale = await get({ 'if-none-match': '"not-the-current-one"' });
+  t.equal(stale.statusCode, 200, 'another ETag gets the set');
+  t.equal(stale.body, full.body);
 });
