@@ -1,9 +1,10 @@
 // Decorates `metrics`: this app's own prom-client registry and its instruments, and, when METRICS_PORT is set, a
 // second listener serving GET /metrics in the Prometheus text format (never on the public port).
 import { createServer, type Server } from 'node:http';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { PoolState } from '../db/client.js';
 import { DependencyUnavailable, isErrorCode } from '../errors.js';
 
 export interface Metrics {
@@ -110,14 +111,16 @@ export default fp(
       }),
     };
 
-    // Gauges read their source when scraped: nothing runs between scrapes. The sources are decorators of plugins
-    // registered after this one, present by the time anything scrapes.
+    // Gauges (and the mail counter) read their source when scraped: nothing runs between scrapes. Each source is a
+    // decorator of another plugin, looked up then: a bare app of a plugin test may lack it, and reports nothing.
+    const source = <K extends 'passwords' | 'mail' | 'database' | 'store'>(name: K): FastifyInstance[K] | undefined =>
+      app.hasDecorator(name) ? app[name] : undefined;
     new Gauge({
       name: `${prefix}password_hash_queue_depth`,
       help: 'argon2 hashes and verifications waiting for a slot',
       registers: [registry],
       collect() {
-        this.set(app.passwords.load.waiting);
+        this.set(source('passwords')?.load.waiting ?? 0);
       },
     });
     new Gauge({
@@ -125,40 +128,38 @@ export default fp(
       help: 'argon2 hashes and verifications running',
       registers: [registry],
       collect() {
-        this.set(app.passwords.load.running);
+        this.set(source('passwords')?.load.running ?? 0);
       },
     });
-    const mailLabels = ['kind', 'outcome'] as const;
     new Counter({
       name: `${prefix}mails_total`,
       help: 'Mails handed to the transport, by kind and outcome (sent, or failed: given up after its retries)',
-      labelNames: mailLabels,
+      labelNames: ['kind', 'outcome'],
       registers: [registry],
       collect() {
         // The mail queue keeps the counts (it has no registry); a counter set from a monotonic source stays one.
         this.reset();
-        for (const { kind, sent, failed } of app.mail.deliveries()) {
+        for (const { kind, sent, failed } of source('mail')?.deliveries() ?? []) {
           this.inc({ kind, outcome: 'sent' }, sent);
           this.inc({ kind, outcome: 'failed' }, failed);
         }
       },
     });
-    const pool = app.database.pool;
-    if (pool) {
-      // Postgres only: PGlite is one in-process connection with no pool to report.
-      const poolGauge = (name: string, help: string, read: () => number) =>
-        new Gauge({
-          name: `${prefix}db_pool_${name}`,
-          help,
-          registers: [registry],
-          collect() {
-            this.set(read());
-          },
-        });
-      poolGauge('connections', 'Postgres connections open in the pool (idle or in use)', () => pool().total);
-      poolGauge('idle_connections', 'Postgres connections open and idle', () => pool().idle);
-      poolGauge('waiting_queries', 'Queries waiting for a connection of the pool', () => pool().waiting);
-    }
+    // Postgres only: PGlite is one in-process connection with no pool to report, so these have no samples there.
+    const poolGauge = (name: string, help: string, read: (state: PoolState) => number) =>
+      new Gauge({
+        name: `${prefix}db_pool_${name}`,
+        help,
+        registers: [registry],
+        collect() {
+          const state = source('database')?.pool?.();
+          if (state) this.set(read(state));
+          else this.remove({});
+        },
+      });
+    poolGauge('connections', 'Postgres connections open in the pool (idle or in use)', (state) => state.total);
+    poolGauge('idle_connections', 'Postgres connections open and idle', (state) => state.idle);
+    poolGauge('waiting_queries', 'Queries waiting for a connection of the pool', (state) => state.waiting);
     new Gauge({
       name: `${prefix}store_connection`,
       help: 'The store (redis or embedded) and its connection status: 1 on the current status',
@@ -166,7 +167,8 @@ export default fp(
       registers: [registry],
       collect() {
         this.reset();
-        this.set({ kind: app.store.kind, status: app.store.connectionStatus() }, 1);
+        const store = source('store');
+        if (store) this.set({ kind: store.kind, status: store.connectionStatus() }, 1);
       },
     });
 
@@ -229,5 +231,5 @@ export default fp(
       });
     });
   },
-  { name: 'metrics', dependencies: ['config', 'db', 'store'] },
+  { name: 'metrics', dependencies: ['config'] },
 );
