@@ -2,19 +2,16 @@
 // token) counted exactly on the METRICS_PORT listener; /metrics never on the main port; no listener without the port;
 // METRICS_* validated at boot.
 import net from 'node:net';
+import Fastify from 'fastify';
 import t from 'tap';
+import { systemClock } from '../../src/clock.js';
 import { ConfigError, loadConfig } from '../../src/config.js';
-import { buildTestApp } from '../helpers/app.js';
+import configPlugin from '../../src/plugins/config.js';
+import metricsPlugin from '../../src/plugins/metrics.js';
+import { buildTestApp, type Teardown } from '../helpers/app.js';
 import { TestClock } from '../helpers/clock.js';
-import { createTestDatabase } from '../helpers/database.js';
 import { freePort, request } from '../helpers/server-process.js';
-import { testServers } from '../helpers/servers.js';
 import { bearer, codeOf, login, loginRequest, me, refresh, register, uniqueEmail } from '../helpers/session-flow.js';
-
-// One database for the file's apps, migrated once: the apps count in memory, so they share nothing that is asserted.
-const database = await createTestDatabase((await testServers()).databaseUrl);
-t.teardown(() => database.drop());
-const databaseUrl = database.url;
 
 interface Sample {
   name: string;
@@ -53,7 +50,6 @@ t.test('a scripted flow is counted exactly on the metrics port, and only there',
   const metricsPort = await freePort();
   const clock = new TestClock();
   const { app, config } = await buildTestApp(t, {
-    databaseUrl,
     clock,
     env: {
       METRICS_PORT: String(metricsPort),
@@ -155,17 +151,29 @@ t.test('a scripted flow is counted exactly on the metrics port, and only there',
   t.ok(closed, 'the metrics listener closes with the app');
 });
 
-t.test('without METRICS_PORT nothing listens; counters still count', async (t) => {
+/** The metrics plugin alone on a bare Fastify (no database needed): what it listens on is all it decides. */
+async function bareApp(t: Teardown, env: Record<string, string> = {}) {
+  const bare = Fastify({ logger: false });
+  t.teardown(() => bare.close());
+  const config = loadConfig({ NODE_ENV: 'test', ...env });
+  await bare.register(configPlugin, { config, clock: systemClock });
+  await bare.register(metricsPlugin);
+  bare.get('/probe', async () => ({ ok: true }));
+  return bare;
+}
+
+t.test('without METRICS_PORT nothing listens, and no per-request hook runs', async (t) => {
   const before = listeningServers();
-  const { app } = await buildTestApp(t, { databaseUrl });
-  t.equal(listeningServers(), before, 'the app opened no listener');
-  t.equal(codeOf(await app.inject({ method: 'GET', url: '/users/me' })), 'TOKEN_MISSING');
-  const samples = parseExposition(await app.metrics.registry.metrics());
-  t.equal(sampleValue(samples, 'auth_authentications_total', { outcome: 'TOKEN_MISSING' }), 1, 'counted');
+  const bare = await bareApp(t);
+  await bare.ready();
+  t.equal(listeningServers(), before, 'the plugin opened no listener');
+  t.equal((await bare.inject({ method: 'GET', url: '/probe' })).statusCode, 200);
+  const samples = parseExposition(await bare.metrics.registry.metrics());
   t.notOk(
     samples.some((sample) => sample.name.startsWith('auth_http_request_duration_seconds')),
-    'no per-request histogram without a listener',
+    'no request-duration histogram',
   );
+  t.equal(sampleValue(samples, 'auth_logins_total'), undefined, 'counters exist but are empty');
 });
 
 t.test('a METRICS_PORT already taken fails the boot', async (t) => {
@@ -173,7 +181,13 @@ t.test('a METRICS_PORT already taken fails the boot', async (t) => {
   await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
   t.teardown(() => new Promise((resolve) => taken.close(resolve)));
   const { port } = taken.address() as net.AddressInfo;
-  await t.rejects(buildTestApp(t, { databaseUrl, env: { METRICS_PORT: String(port) } }), { code: 'EADDRINUSE' });
+  const bare = await bareApp(t, { METRICS_PORT: String(port) });
+  await t.rejects(
+    async () => {
+      await bare.ready();
+    },
+    { code: 'EADDRINUSE' },
+  );
 });
 
 t.test('METRICS_* are validated', async (t) => {
