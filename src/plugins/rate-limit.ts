@@ -26,7 +26,7 @@ export function perIp(
     // After validation, so a handler of the limit can read the body.
     hook: 'preHandler',
     keyGenerator: (request) => `${name}:${rateLimitKey(request.ip)}`,
-    // Called once per refused request. The app's metrics through the request: this budget is built before any app.
+    // Once per refused request. A budget is built without an app at hand: the metrics come through the request.
     onExceeded: (request) => {
       request.server.metrics.rateLimitHits.inc({ limit: name });
       onExceeded?.(request);
