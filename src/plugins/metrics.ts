@@ -211,7 +211,7 @@ export default fp(
         },
       );
     });
-    // A scraper keeps its connection alive between scrapes; close() must not wait for it.
+    // Scrapers come every 15-60 s: a connection idle longer is not kept. onClose cuts any still open.
     server.keepAliveTimeout = 5_000;
     app.addHook('onReady', async () => {
       await new Promise<void>((resolve, reject) => {
