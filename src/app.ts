@@ -39,6 +39,7 @@ import docsPlugin from './plugins/docs.js';
 import errorHandlerPlugin, { clientErrorHandler, frameworkErrors, serializeError } from './plugins/error-handler.js';
 import keysPlugin from './plugins/keys.js';
 import mailPlugin from './plugins/mail.js';
+import metricsPlugin from './plugins/metrics.js';
 import passwordsPlugin from './plugins/passwords.js';
 import rateLimitPlugin from './plugins/rate-limit.js';
 import secretsPlugin from './plugins/secrets.js';
@@ -210,6 +211,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     await app.register(securityPlugin);
     await app.register(dbPlugin);
     await app.register(storePlugin);
+    await app.register(metricsPlugin);
     await app.register(denyListPlugin);
     await app.register(keysPlugin);
     await app.register(secretsPlugin);

@@ -15,6 +15,10 @@ export const EnvSchema = Type.Object({
   }),
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
   HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),
+  // Unset: no metrics listener. A port of its own, so GET /metrics is never reachable through the public one.
+  METRICS_PORT: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
+  // Loopback by default: a scraper on another host needs it set (0.0.0.0 in a container, the port left unpublished).
+  METRICS_HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),
   LOG_LEVEL: Type.Union(
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => Type.Literal(level)),
     { default: 'info' },
@@ -105,6 +109,8 @@ export interface Config {
   isProduction: boolean;
   port: number;
   host: string;
+  /** Where GET /metrics is served (METRICS_PORT, METRICS_HOST); undefined: not served. */
+  metrics: { port: number; host: string } | undefined;
   logLevel: Env['LOG_LEVEL'];
   /** Unset: embedded PGlite in `dataDir`. */
   databaseUrl: string | undefined;
@@ -248,6 +254,9 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     `${badWebauthnOrigins.join(', ')}: expected exact origins like https://app.example.com`,
   );
   const trustProxy = parseTrustProxy(env.TRUST_PROXY);
+  if (env.METRICS_PORT !== undefined && !invalid.has('METRICS_PORT') && !invalid.has('PORT')) {
+    check('METRICS_PORT', env.METRICS_PORT !== env.PORT, 'must differ from PORT');
+  }
   check('TRUST_PROXY', trustProxy !== undefined, 'expected true, false, a hop count, or addresses/CIDRs');
   if (!invalid.has('REFRESH_TOKEN_TTL') && !invalid.has('SESSION_MAX_AGE')) {
     check(
@@ -281,6 +290,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     isProduction,
     port: env.PORT,
     host: env.HOST,
+    metrics: env.METRICS_PORT === undefined ? undefined : { port: env.METRICS_PORT, host: env.METRICS_HOST },
     logLevel: env.LOG_LEVEL,
     databaseUrl: env.DATABASE_URL,
     databasePreparedStatements: env.DATABASE_PREPARED_STATEMENTS,

@@ -17,9 +17,20 @@ export type Database = PgDatabase<PgQueryResultHKT, typeof schema>;
 /** A transaction or the database itself: repositories take either. */
 export type Executor = Parameters<Parameters<Database['transaction']>[0]>[0] | Database;
 
+/** A pg pool's connections, for metrics. */
+export interface PoolState {
+  /** Open, idle or in use. */
+  total: number;
+  idle: number;
+  /** Queries waiting for a connection. */
+  waiting: number;
+}
+
 export interface DatabaseHandle {
   kind: 'postgres' | 'pglite';
   db: Database;
+  /** The pool's state now; absent on PGlite, one in-process connection. */
+  pool?: () => PoolState;
   ping(): Promise<void>;
   close(): Promise<void>;
 }
@@ -113,6 +124,7 @@ export async function openPostgres(
   return {
     kind: 'postgres',
     db,
+    pool: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
     ping: async () => {
       await pool.query('SELECT 1');
     },

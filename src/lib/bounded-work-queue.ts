@@ -15,9 +15,11 @@ export class BoundedWorkQueue {
   // Moving average of a task's duration, for an honest Retry-After.
   #averageMs = 0;
 
+  /** `onStart` learns how long each task waited for its slot (0 when one was free), e.g. for a histogram. */
   constructor(
     readonly concurrency: number,
     readonly maxWaiting: number,
+    private readonly onStart?: (waitedMs: number) => void,
   ) {}
 
   /** Tasks waiting for a slot. */
@@ -30,10 +32,12 @@ export class BoundedWorkQueue {
   }
 
   async run<T>(task: () => Promise<T>): Promise<T> {
+    const queued = performance.now();
     if (this.#running < this.concurrency) this.#running += 1;
     else if (this.#waiting.length < this.maxWaiting) await new Promise<void>((resolve) => this.#waiting.push(resolve));
     else throw new QueueFull(this.#secondsToDrain());
     const started = performance.now();
+    this.onStart?.(started - queued);
     try {
       return await task();
     } finally {

@@ -1,6 +1,6 @@
 // Delivery off the request path: each message is tried, retried on transient failures, and reported once.
 import type { FastifyBaseLogger } from 'fastify';
-import type { MailTransport, OutgoingMail } from './transport.js';
+import type { MailKind, MailTransport, OutgoingMail } from './transport.js';
 
 /** Waits between attempts; the number of entries is the number of retries. */
 export const DEFAULT_RETRY_DELAYS_MS = [2_000, 10_000, 60_000];
@@ -25,8 +25,16 @@ export function isTransient(error: unknown): boolean {
   return code !== undefined && TRANSIENT_CODES.has(code);
 }
 
+/** Messages of one kind delivered and given up so far (monotonic, for metrics). */
+export interface DeliveryCount {
+  kind: MailKind;
+  sent: number;
+  failed: number;
+}
+
 export class MailQueue {
   readonly #pending = new Set<Promise<void>>();
+  readonly #deliveries = new Map<MailKind, DeliveryCount>();
   readonly #wakeups = new Set<() => void>();
   #closing = false;
 
@@ -59,6 +67,11 @@ export class MailQueue {
     this.#pending.add(delivery);
   }
 
+  /** How many messages of each kind were sent and given up since the queue opened. */
+  deliveries(): DeliveryCount[] {
+    return [...this.#deliveries.values()];
+  }
+
   /** Resolves when every queued message has been delivered or given up. */
   async idle(): Promise<void> {
     while (this.#pending.size > 0) await Promise.all([...this.#pending]);
@@ -76,6 +89,7 @@ export class MailQueue {
     for (let attempt = 1; ; attempt++) {
       try {
         await this.transport.send(mail);
+        this.#count(mail.kind, 'sent');
         this.log.info({ mail: mail.kind, attempts: attempt }, 'mail sent');
         return;
       } catch (error) {
@@ -86,6 +100,7 @@ export class MailQueue {
           if (!this.#closing) continue;
         }
         // Never the message itself: it holds a live token.
+        this.#count(mail.kind, 'failed');
         this.log.error({ mail: mail.kind, attempts: attempt, ...describe(error) }, 'mail not delivered');
         await hooks.onUndelivered?.().catch((undoError: unknown) => {
           this.log.error({ err: undoError, mail: mail.kind }, 'could not void the token of an undelivered mail');
@@ -93,6 +108,15 @@ export class MailQueue {
         return;
       }
     }
+  }
+
+  #count(kind: MailKind, outcome: 'sent' | 'failed'): void {
+    let count = this.#deliveries.get(kind);
+    if (!count) {
+      count = { kind, sent: 0, failed: 0 };
+      this.#deliveries.set(kind, count);
+    }
+    count[outcome] += 1;
   }
 
   #sleep(ms: number): Promise<void> {

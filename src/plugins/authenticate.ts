@@ -3,8 +3,10 @@
 import type { FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { TokenInvalid, TokenMissing, TokenRevoked } from '../errors.js';
+import type { RevocationState } from '../store/store.js';
 import type { VerifiedAccessToken } from './access-tokens.js';
 import type { CookiePolicy } from './cookies.js';
+import { errorOutcome } from './metrics.js';
 
 /** Who is calling, as established by a verified, non-revoked access token. */
 export interface Principal {
@@ -82,14 +84,18 @@ export function readCredentials(
 
 export default fp(
   async (app) => {
-    const { accessTokens, denyList, cookiePolicy } = app;
+    const { accessTokens, denyList, cookiePolicy, metrics } = app;
+    // Bound once: the success path is every authenticated request.
+    const authenticated = metrics.authentications.labels('ok');
 
     async function assertNotRevoked({ claims }: VerifiedAccessToken): Promise<void> {
       // One round trip (jti, sid, sub and the epoch); a store that lost the deny-list is rebuilt first, or 503.
       const state = await denyList.state(claims.jti, claims.sid, claims.sub);
-      if (state.tokenRevoked || state.sessionRevoked) throw new TokenRevoked();
-      // A version, not a time: no instance's clock takes part, and a token minted after the change is valid at once.
-      if (state.userMinVersion !== null && claims.ver < state.userMinVersion) throw new TokenRevoked();
+      const revoked = revokedBy(state, claims.ver);
+      if (revoked) {
+        metrics.denyListHits.inc({ kind: revoked });
+        throw new TokenRevoked();
+      }
     }
 
     app.decorate('credentials', (request: FastifyRequest, refreshToken?: string) =>
@@ -97,17 +103,33 @@ export default fp(
     );
     app.decorateRequest('principal', null);
     app.decorate('authenticate', async (request: FastifyRequest) => {
-      const presented = readCredentials(request, cookiePolicy).access;
-      if (!presented) throw new TokenMissing();
-      const verified = await accessTokens.verify(presented.token);
-      presented.assertCsrf(verified.claims.sid);
-      await assertNotRevoked(verified);
-      const { claims } = verified;
-      request.principal = { userId: claims.sub, sessionId: claims.sid, roles: claims.roles, amr: claims.amr };
+      try {
+        const presented = readCredentials(request, cookiePolicy).access;
+        if (!presented) throw new TokenMissing();
+        const verified = await accessTokens.verify(presented.token);
+        presented.assertCsrf(verified.claims.sid);
+        await assertNotRevoked(verified);
+        const { claims } = verified;
+        request.principal = { userId: claims.sub, sessionId: claims.sid, roles: claims.roles, amr: claims.amr };
+      } catch (error) {
+        // Counted by the code the error handler will answer; the error goes on unchanged.
+        metrics.authentications.inc({ outcome: errorOutcome(error) });
+        throw error;
+      }
+      authenticated.inc();
     });
   },
-  { name: 'authenticate', dependencies: ['config', 'deny-list', 'access-tokens', 'cookies'] },
+  { name: 'authenticate', dependencies: ['config', 'deny-list', 'access-tokens', 'cookies', 'metrics'] },
 );
+
+/** What revoked a token, if anything (its jti, its session, or its user's minimum version), for the metric. */
+function revokedBy(state: RevocationState, version: number): 'token' | 'session' | 'user' | undefined {
+  if (state.tokenRevoked) return 'token';
+  if (state.sessionRevoked) return 'session';
+  // A version, not a time: no instance's clock takes part, and a token minted after the change is valid at once.
+  if (state.userMinVersion !== null && version < state.userMinVersion) return 'user';
+  return undefined;
+}
 
 /** The principal of a route behind `authenticate`; a programming error if called elsewhere. */
 export function principalOf(request: FastifyRequest): Principal {

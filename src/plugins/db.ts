@@ -5,7 +5,7 @@ import { type Database, type DatabaseHandle, openDatabase } from '../db/client.j
 declare module 'fastify' {
   interface FastifyInstance {
     db: Database;
-    database: Pick<DatabaseHandle, 'kind' | 'ping'>;
+    database: Pick<DatabaseHandle, 'kind' | 'ping' | 'pool'>;
   }
 }
 
@@ -25,7 +25,7 @@ export default fp(
     if (applied > 0) app.log.info({ applied, total }, `database migrated: ${applied} migration(s) applied`);
     else app.log.info({ applied, total }, 'database schema up to date');
     app.decorate('db', handle.db);
-    app.decorate('database', { kind: handle.kind, ping: handle.ping });
+    app.decorate('database', { kind: handle.kind, ping: handle.ping, pool: handle.pool });
     app.addHook('onClose', () => handle.close());
   },
   { name: 'db', dependencies: ['config'] },

@@ -30,9 +30,18 @@ export class Passwords {
   // other request. Bounded to the cores, and the backlog bounded too.
   readonly #queue: BoundedWorkQueue;
 
-  constructor(parameters: Argon2Parameters, limits: HashingLimits = { concurrency: 1, queueLimit: 64 }) {
+  /** `onWaited` learns each hash's or verification's wait for a slot, in seconds (metrics). */
+  constructor(
+    parameters: Argon2Parameters,
+    limits: HashingLimits = { concurrency: 1, queueLimit: 64 },
+    onWaited?: (seconds: number) => void,
+  ) {
     this.#parameters = { ...parameters, type: argon2.argon2id };
-    this.#queue = new BoundedWorkQueue(limits.concurrency, limits.queueLimit);
+    this.#queue = new BoundedWorkQueue(
+      limits.concurrency,
+      limits.queueLimit,
+      onWaited && ((waitedMs) => onWaited(waitedMs / 1000)),
+    );
     // ~49,000 passwords from leaked-password corpora, maintained by zxcvbn-ts; compared case-insensitively.
     this.#common = new Set(dictionary.passwords.map((password: string) => password.toLowerCase()));
     // Made now, so even the first unknown-email login costs exactly one verification.
@@ -116,9 +125,12 @@ declare module 'fastify' {
 
 export default fp(
   async (app) => {
-    const passwords = new Passwords(app.config.argon2, app.config.passwordHashing);
+    const { passwordHashWait } = app.metrics;
+    const passwords = new Passwords(app.config.argon2, app.config.passwordHashing, (seconds) =>
+      passwordHashWait.observe(seconds),
+    );
     await passwords.ready();
     app.decorate('passwords', passwords);
   },
-  { name: 'passwords', dependencies: ['config'] },
+  { name: 'passwords', dependencies: ['config', 'metrics'] },
 );

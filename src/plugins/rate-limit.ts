@@ -10,23 +10,28 @@ import type { Store } from '../store/store.js';
 // Unknown URLs share one per-IP budget: probing for routes is reconnaissance.
 const NOT_FOUND_PER_IP_PER_MINUTE = 60;
 
-/** A fixed-window budget per client IP; `onExceeded` learns who was limited (e.g. to record an event). */
+/**
+ * A fixed-window budget per client IP, each refusal counted in `auth_rate_limit_hits_total{limit=name}`;
+ * `onExceeded` learns who was limited (e.g. to record an event).
+ */
 export function perIp(
   name: string,
   max: number,
   windowMs: number,
   onExceeded?: (request: FastifyRequest) => void,
 ): RateLimitOptions {
-  const options: RateLimitOptions = {
+  return {
     max,
     timeWindow: windowMs,
     // After validation, so a handler of the limit can read the body.
     hook: 'preHandler',
     keyGenerator: (request) => `${name}:${rateLimitKey(request.ip)}`,
+    // Once per refused request. A budget is built without an app at hand: the metrics come through the request.
+    onExceeded: (request) => {
+      request.server.metrics.rateLimitHits.inc({ limit: name });
+      onExceeded?.(request);
+    },
   };
-  // Only when given: an explicit undefined would replace the plugin's default handler.
-  if (onExceeded) options.onExceeded = onExceeded;
-  return options;
 }
 
 function storeAdapter(store: Store) {
@@ -71,5 +76,5 @@ export default fp(
     // The error-handler plugin's 404 handler runs this first.
     app.notFoundBudget = app.rateLimit(perIp('not-found', NOT_FOUND_PER_IP_PER_MINUTE, 60_000));
   },
-  { name: 'rate-limit', dependencies: ['config', 'store', 'error-handler'] },
+  { name: 'rate-limit', dependencies: ['config', 'store', 'error-handler', 'metrics'] },
 );

@@ -155,6 +155,11 @@ export class EmbeddedStore implements Store {
 
   async ping(): Promise<void> {}
 
+  connectionStatus(): string {
+    // In process: no connection to lose.
+    return 'ready';
+  }
+
   async close(): Promise<void> {
     clearInterval(this.#sweeper);
     await this.#writes;

@@ -241,6 +241,10 @@ export class RedisStore implements Store {
     await this.#run(() => this.#redis.ping());
   }
 
+  connectionStatus(): string {
+    return this.#redis.status;
+  }
+
   async close(): Promise<void> {
     await this.#redis.quit().catch(() => this.#redis.disconnect());
   }

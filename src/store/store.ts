@@ -53,6 +53,8 @@ export interface Store {
   /** Deletes a counter (e.g. failures after a successful login). */
   reset(key: string): Promise<void>;
   ping(): Promise<void>;
+  /** The connection's state, for metrics: ioredis' `status` (ready, connecting, reconnecting, end, ...). */
+  connectionStatus(): string;
   close(): Promise<void>;
 }
 

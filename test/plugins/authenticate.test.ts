@@ -14,6 +14,7 @@ import cookiesPlugin from '../../src/plugins/cookies.js';
 import denyListPlugin from '../../src/plugins/deny-list.js';
 import errorHandlerPlugin from '../../src/plugins/error-handler.js';
 import keysPlugin from '../../src/plugins/keys.js';
+import metricsPlugin from '../../src/plugins/metrics.js';
 import secretsPlugin from '../../src/plugins/secrets.js';
 import securityPlugin from '../../src/plugins/security.js';
 import storePlugin from '../../src/plugins/store.js';
@@ -582,6 +583,7 @@ t.test('CSRF for cookie-authenticated unsafe requests (authenticate on a bare Fa
   const bare = Fastify({ logger: false });
   t.teardown(() => bare.close());
   await bare.register(configPlugin, { config, clock });
+  await bare.register(metricsPlugin);
   await bare.register(errorHandlerPlugin);
   await bare.register(securityPlugin);
   await bare.register(storePlugin);

@@ -5,6 +5,7 @@ import { requestContext } from '../../lib/request-context.js';
 import { optionalBody, trimBodyFields } from '../../lib/trim-body.js';
 import type { VerifiedAccessToken } from '../../plugins/access-tokens.js';
 import { principalOf } from '../../plugins/authenticate.js';
+import { countOutcomes } from '../../plugins/metrics.js';
 import { perIp } from '../../plugins/rate-limit.js';
 import {
   bearerOrCookie,
@@ -35,7 +36,7 @@ const tokenCookies = setCookieHeader(
 const tokensIssued = (description: string) => jsonResponse(description, ref(TokenResponseSchema), tokenCookies);
 
 const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { auth, sessions, accessTokens, cookiePolicy, config } = app;
+  const { auth, sessions, accessTokens, cookiePolicy, config, metrics } = app;
   const MINUTE = 60_000;
   const limits = config.rateLimit;
 
@@ -67,6 +68,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     '/auth/login',
     {
+      ...countOutcomes(metrics.logins),
       preValidation: trimBodyFields('email'),
       config: {
         rateLimit: perIp('login', limits.loginPerIp, MINUTE, (request) => {
@@ -111,6 +113,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     '/auth/refresh',
     {
+      ...countOutcomes(metrics.refreshes),
       preValidation: optionalBody,
       config: { rateLimit: perIp('refresh', limits.refreshPerIp, MINUTE) },
       schema: {

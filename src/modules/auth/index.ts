@@ -12,7 +12,7 @@ declare module 'fastify' {
 
 export default fp(
   async (app) => {
-    const { db, passwords, sessions, revocations, store, config, clock, log } = app;
+    const { db, passwords, sessions, revocations, store, config, clock, log, metrics } = app;
     app.decorate(
       'auth',
       new AuthService({
@@ -20,7 +20,7 @@ export default fp(
         passwords,
         sessions,
         revocations,
-        throttle: new LoginThrottle(store, config.rateLimit),
+        throttle: new LoginThrottle(store, config.rateLimit, (limit) => metrics.rateLimitHits.inc({ limit })),
         emailVerification: config.mail.verification,
         clock,
         log,
@@ -30,6 +30,16 @@ export default fp(
   },
   {
     name: 'auth',
-    dependencies: ['config', 'db', 'store', 'passwords', 'authenticate', 'cookies', 'sessions', 'revocations'],
+    dependencies: [
+      'config',
+      'db',
+      'store',
+      'passwords',
+      'authenticate',
+      'cookies',
+      'sessions',
+      'revocations',
+      'metrics',
+    ],
   },
 );

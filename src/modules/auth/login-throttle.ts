@@ -48,9 +48,11 @@ export async function firstRefusal(store: Store, subject: string, limit: string,
 }
 
 export class LoginThrottle {
+  /** `onLimited` learns each refusal's budget (metrics). */
   constructor(
     private readonly store: Store,
     private readonly limits: LoginThrottleLimits,
+    private readonly onLimited?: (limit: FailureLimit) => void,
   ) {}
 
   /** A login attempt for `email` from `ip`. */
@@ -110,6 +112,7 @@ export class LoginThrottle {
       // Requests answered 429 do not count.
       await release();
       const waitMs = Math.max(...over.map((entry) => entry.resetInMs));
+      this.onLimited?.(first.budget.limit);
       return { limited: true, limit: first.budget.limit, retryAfter: Math.max(1, Math.ceil(waitMs / 1000)) };
     }
     return {

@@ -14,7 +14,7 @@ declare module 'fastify' {
 
 export default fp(
   async (app) => {
-    const { db, accessTokens, revocations, secrets, config, clock, log } = app;
+    const { db, accessTokens, revocations, secrets, config, clock, log, metrics } = app;
     app.decorate(
       'sessions',
       new SessionService({
@@ -25,12 +25,16 @@ export default fp(
         config,
         clock,
         log,
+        onReuseDetected: () => metrics.refreshTokenReuses.inc(),
       }),
     );
     await app.register(sessionsRoutes);
     schedulePrune(app);
   },
-  { name: 'sessions', dependencies: ['config', 'db', 'secrets', 'access-tokens', 'authenticate', 'revocations'] },
+  {
+    name: 'sessions',
+    dependencies: ['config', 'db', 'secrets', 'access-tokens', 'authenticate', 'revocations', 'metrics'],
+  },
 );
 
 /** Every PRUNE_INTERVAL seconds (0: never; use `npm run prune` from a scheduler instead). */

@@ -69,6 +69,8 @@ export interface SessionServiceDeps {
   config: Pick<Config, 'refreshTokenTtl' | 'sessionMaxAge' | 'refreshReuseInterval'>;
   clock: Clock;
   log: FastifyBaseLogger;
+  /** Told of each reuse detected (metrics), after its revocation committed. */
+  onReuseDetected?: () => void;
 }
 
 type RefreshOutcome = { kind: 'issued'; user: User; tokens: IssuedTokens } | { kind: 'invalid' } | { kind: 'reused' };
@@ -153,7 +155,10 @@ export class SessionService {
       return { kind: 'issued', user: toUser(user), tokens };
     });
     if (outcome.kind === 'invalid') throw new RefreshTokenInvalid();
-    if (outcome.kind === 'reused') throw new RefreshTokenReused();
+    if (outcome.kind === 'reused') {
+      this.deps.onReuseDetected?.();
+      throw new RefreshTokenReused();
+    }
     return outcome;
   }
 
