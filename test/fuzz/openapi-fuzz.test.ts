@@ -18,9 +18,9 @@ import {
 } from '../helpers/session-flow.js';
 
 const FEED_TOKEN = 'f'.repeat(40);
-// About two thousand cases in all, so the file fits the suite's time budget; the operations that hash or verify a
+// About 2,500 cases in all, so the file fits the suite's time budget; the operations that hash or verify a
 // password (argon2id) get fewer. FUZZ_RUNS=<n> sets the cases per operation for a deeper run.
-const RUNS = Number(process.env.FUZZ_RUNS ?? 100);
+const RUNS = Number(process.env.FUZZ_RUNS ?? 60);
 const ARGON2_RUNS = Math.ceil(RUNS * 0.3);
 // Reproducible by default; FUZZ_SEED=<n> explores elsewhere (a failure prints its seed and path to replay).
 const SEED = Number(process.env.FUZZ_SEED ?? 20_260_101);
