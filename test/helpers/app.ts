@@ -8,8 +8,8 @@ import { type App, buildApp } from '../../src/app.js';
 import type { Clock } from '../../src/clock.js';
 import { type Config, loadConfig } from '../../src/config.js';
 import { generatePrivateKeyPem } from '../../src/keys/key-ring.js';
-import { createTestDatabase } from './database.js';
-import { testServers } from './servers.js';
+import { createTestDatabase, type TestDatabase } from './database.js';
+import { type TestServers, testServers } from './servers.js';
 
 /** The subset of a tap Test the helpers use. */
 export interface Teardown {
@@ -89,4 +89,26 @@ export async function buildTestApp(t: Teardown, options: TestAppOptions = {}): P
     await redis.quit();
   });
   return { app, config, redis, redisKey: (key) => `${redisKeyPrefix}${key}`, databaseUrl, dataDir };
+}
+
+export interface ProcessBackends {
+  servers: TestServers;
+  database: TestDatabase;
+  /** A Redis key prefix of the test's own; its keys are deleted at teardown. */
+  redisKeyPrefix: string;
+}
+
+/** A database and a Redis key prefix of a test's own, for server processes it starts; both removed at teardown. */
+export async function processBackends(t: Teardown, label: string): Promise<ProcessBackends> {
+  const servers = await testServers();
+  const database = await createTestDatabase(servers.databaseUrl);
+  t.teardown(() => database.drop());
+  const redisKeyPrefix = `test:${label}:${randomBytes(6).toString('hex')}:`;
+  t.teardown(async () => {
+    const redis = new Redis(servers.redisUrl);
+    const keys = await redis.keys(`${redisKeyPrefix}*`);
+    if (keys.length > 0) await redis.del(...keys);
+    await redis.quit();
+  });
+  return { servers, database, redisKeyPrefix };
 }

@@ -4,24 +4,12 @@
 // client last got a 200 for still works (inside the grace interval it yields the child the lost answer carried).
 // The kill-during-one-logout case is test/modules/sessions/logout-crash.test.ts; this is the load version.
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
 import pg from 'pg';
 import t from 'tap';
-import { makeKeysDir } from '../helpers/app.js';
-import { createTestDatabase } from '../helpers/database.js';
+import { makeKeysDir, processBackends } from '../helpers/app.js';
 import { freePort, type HttpResult, request, startServerProcess } from '../helpers/server-process.js';
-import { testServers } from '../helpers/servers.js';
 
-const servers = await testServers();
-const database = await createTestDatabase(servers.databaseUrl);
-t.teardown(() => database.drop());
-const redisKeyPrefix = `test:opscrash:${randomBytes(6).toString('hex')}:`;
-t.teardown(async () => {
-  const redis = new Redis(servers.redisUrl);
-  const keys = await redis.keys(`${redisKeyPrefix}*`);
-  if (keys.length > 0) await redis.del(...keys);
-  await redis.quit();
-});
+const { servers, database, redisKeyPrefix } = await processBackends(t, 'opscrash');
 const port = await freePort();
 const env = {
   NODE_ENV: 'test',

@@ -1,24 +1,12 @@
 // Several instances, one truth: three server processes on one Postgres database and one Redis prefix. A logout, a role change and a rate-limit counter made through
 // one instance hold on the others at their next request: nothing the service decides lives in one process.
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
 import t from 'tap';
 import { createAdmin } from '../helpers/admin.js';
-import { buildTestApp, makeKeysDir } from '../helpers/app.js';
-import { createTestDatabase } from '../helpers/database.js';
+import { buildTestApp, makeKeysDir, processBackends } from '../helpers/app.js';
 import { type HttpResult, request, type ServerProcess, startServerProcess } from '../helpers/server-process.js';
-import { testServers } from '../helpers/servers.js';
 
-const servers = await testServers();
-const database = await createTestDatabase(servers.databaseUrl);
-t.teardown(() => database.drop());
-const redisKeyPrefix = `test:instances:${randomBytes(6).toString('hex')}:`;
-t.teardown(async () => {
-  const redis = new Redis(servers.redisUrl);
-  const keys = await redis.keys(`${redisKeyPrefix}*`);
-  if (keys.length > 0) await redis.del(...keys);
-  await redis.quit();
-});
+const { servers, database, redisKeyPrefix } = await processBackends(t, 'instances');
 const keysDir = await makeKeysDir(t);
 const LOGIN_FAILURES = 4;
 // What every instance of one deployment shares: issuer, keys, secrets, stores.

@@ -3,27 +3,15 @@
 // SERVICE_UNAVAILABLE (fail closed, also for a valid access token), /health/ready 503 naming postgres, /health/live
 // 200, nothing unhandled in the output; and once the proxy is back, the same process serves again.
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
 import t from 'tap';
-import { makeKeysDir } from '../helpers/app.js';
-import { createTestDatabase } from '../helpers/database.js';
+import { makeKeysDir, processBackends } from '../helpers/app.js';
 import { startProxy } from '../helpers/proxy.js';
 import { type HttpResult, request, startServerProcess } from '../helpers/server-process.js';
-import { testServers } from '../helpers/servers.js';
 
-const servers = await testServers();
-const database = await createTestDatabase(servers.databaseUrl);
-t.teardown(() => database.drop());
+const { servers, database, redisKeyPrefix } = await processBackends(t, 'pgfault');
 const upstream = new URL(servers.databaseUrl);
 const proxy = await startProxy(upstream.hostname, Number(upstream.port || 5432));
 t.teardown(() => proxy.close());
-const redisKeyPrefix = `test:pgfault:${randomBytes(6).toString('hex')}:`;
-t.teardown(async () => {
-  const redis = new Redis(servers.redisUrl);
-  const keys = await redis.keys(`${redisKeyPrefix}*`);
-  if (keys.length > 0) await redis.del(...keys);
-  await redis.quit();
-});
 const server = await startServerProcess(t, {
   NODE_ENV: 'test',
   LOG_LEVEL: 'warn',

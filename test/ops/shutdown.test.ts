@@ -6,26 +6,14 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Redis } from 'ioredis';
 import pino from 'pino';
 import t, { type Test } from 'tap';
 import { MailQueue } from '../../src/mail/mail-queue.js';
 import type { MailTransport } from '../../src/mail/transport.js';
-import { makeKeysDir } from '../helpers/app.js';
-import { createTestDatabase } from '../helpers/database.js';
+import { makeKeysDir, processBackends } from '../helpers/app.js';
 import { request, type ServerProcess, startServerProcess } from '../helpers/server-process.js';
-import { testServers } from '../helpers/servers.js';
 
-const servers = await testServers();
-const database = await createTestDatabase(servers.databaseUrl);
-t.teardown(() => database.drop());
-const redisKeyPrefix = `test:shutdown:${randomBytes(6).toString('hex')}:`;
-t.teardown(async () => {
-  const redis = new Redis(servers.redisUrl);
-  const keys = await redis.keys(`${redisKeyPrefix}*`);
-  if (keys.length > 0) await redis.del(...keys);
-  await redis.quit();
-});
+const { servers, database, redisKeyPrefix } = await processBackends(t, 'shutdown');
 const keysDir = await makeKeysDir(t);
 const PASSWORD = 'correct horse battery staple';
 

@@ -2,25 +2,13 @@
 // restarted on the same database and Redis; the session is then either fully alive (its refresh token and its
 // access token work) or fully dead (both 401), never the bearer dead and the refresh token alive.
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
 import t from 'tap';
-import { makeKeysDir } from '../../helpers/app.js';
-import { createTestDatabase } from '../../helpers/database.js';
+import { makeKeysDir, processBackends } from '../../helpers/app.js';
 import { freePort, request, startServerProcess } from '../../helpers/server-process.js';
-import { testServers } from '../../helpers/servers.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-const servers = await testServers();
-const database = await createTestDatabase(servers.databaseUrl);
-t.teardown(() => database.drop());
-const redisKeyPrefix = `test:crash:${randomBytes(6).toString('hex')}:`;
-t.teardown(async () => {
-  const redis = new Redis(servers.redisUrl);
-  const keys = await redis.keys(`${redisKeyPrefix}*`);
-  if (keys.length > 0) await redis.del(...keys);
-  await redis.quit();
-});
+const { servers, database, redisKeyPrefix } = await processBackends(t, 'crash');
 const keysDir = await makeKeysDir(t);
 const port = await freePort();
 
