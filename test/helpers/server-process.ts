@@ -93,10 +93,11 @@ export async function startServerProcess(
   t.teardown(() => stop());
 
   // Bounded wait until it answers /health/live (whatever the log level).
-  const deadline = Date.now() + 40_000;
+  // Generous: a PGlite first start (initdb in WebAssembly) on a loaded 2-core machine takes half a minute.
+  const deadline = Date.now() + 90_000;
   for (;;) {
     if (!alive()) throw new Error(`server exited early:\n${output}`);
-    if (Date.now() > deadline) throw new Error(`server did not listen within 40 s:\n${output}`);
+    if (Date.now() > deadline) throw new Error(`server did not listen within 90 s:\n${output}`);
     const live = await request(port, 'GET', '/health/live').catch(() => undefined);
     if (live?.statusCode === 200) break;
     await new Promise((resolve) => setTimeout(resolve, 100));

@@ -13,11 +13,11 @@ interface Outcome {
   ms: number;
 }
 
-/** Runs the script in `cwd`, as npm runs `prestart`. */
-function buildIfStale(cwd: string): Promise<Outcome> {
+/** Runs the script in `cwd`, as npm runs `prestart`; `onStderr` sees its messages as they come. */
+function buildIfStale(cwd: string, onStderr?: (text: string) => void): Promise<Outcome> {
   const started = Date.now();
   return new Promise((resolve) => {
-    execFile(
+    const child = execFile(
       process.execPath,
       ['scripts/build-if-stale.mjs'],
       { cwd, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? tmpdir() }, timeout: 120_000 },
@@ -26,6 +26,13 @@ function buildIfStale(cwd: string): Promise<Outcome> {
         resolve({ code, stderr, ms: Date.now() - started });
       },
     );
+    if (onStderr) {
+      let seen = '';
+      child.stderr?.on('data', (chunk: Buffer) => {
+        seen += chunk;
+        onStderr(seen);
+      });
+    }
   });
 }
 
@@ -135,7 +142,15 @@ t.test('a lock held by a live process is waited for; one left by a dead process 
 
   // Held by this (live) test process: the script waits until the lock goes away, then builds.
   await writeFile(lock, `${process.pid}\n`);
-  const waiting = buildIfStale(dir);
+  // The lock goes once the script says it waits (however late a loaded machine starts it), and 1 s after that.
+  let saidItWaits: () => void = () => undefined;
+  const said = new Promise<void>((resolve) => {
+    saidItWaits = resolve;
+  });
+  const waiting = buildIfStale(dir, (text) => {
+    if (text.includes('waiting for the build in progress')) saidItWaits();
+  });
+  await Promise.race([said, waiting]);
   await new Promise((resolve) => setTimeout(resolve, 1_000));
   await rm(lock);
   const waited = await waiting;
