@@ -109,8 +109,7 @@ function serviceEnvironment(databaseUrl: string, redisUrl: string, keysDir: stri
     SMTP_URL: 'smtp://127.0.0.1:2525',
     ISSUER: 'http://127.0.0.1',
     // The allocator settings the Docker image runs with (see Dockerfile).
-    MALLOC_MMAP_THRESHOLD_: '1048576',
-    MALLOC_ARENA_MAX: '2',
+    MALLOC_ARENA_MAX: '1',
   };
   const secret = {
     DATABASE_URL: databaseUrl,
