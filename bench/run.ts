@@ -108,8 +108,9 @@ function serviceEnvironment(databaseUrl: string, redisUrl: string, keysDir: stri
     // Required in production; nothing in the scenarios sends mail, so nothing listens there.
     SMTP_URL: 'smtp://127.0.0.1:2525',
     ISSUER: 'http://127.0.0.1',
-    // The allocator settings the Docker image runs with (see Dockerfile).
+    // The allocator and heap settings the Docker image runs with (see Dockerfile).
     MALLOC_ARENA_MAX: '1',
+    NODE_OPTIONS: '--max-semi-space-size=4 --max-old-space-size=96',
   };
   const secret = {
     DATABASE_URL: databaseUrl,
