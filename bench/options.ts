@@ -69,7 +69,7 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
   }
   if (write && only) throw new Error('--write regenerates BENCHMARKS.md from a full run: drop --only');
   const rounds = positiveInteger('BENCH_ROUNDS', env.BENCH_ROUNDS, 3);
-  // 8 s: the default run (5 scenarios x 2 sides x 3 rounds, warm-ups, setup, embedded) stays near 6-7 minutes.
+  // 8 s: the default run (5 scenarios x 2 sides x 3 rounds, warm-ups, setup, embedded) stays near 5 minutes.
   const seconds = positiveInteger('BENCH_SECONDS', env.BENCH_SECONDS, 8);
   return {
     seconds,

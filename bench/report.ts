@@ -236,8 +236,8 @@ ${results.command}
 \`\`\`
 
 Needs Postgres and Redis as for \`npm test\` (see README.md), Linux for the memory figures and \`taskset\` for
-the pinning. It takes 6-7 minutes with the defaults; \`npm run bench\` without \`--write\` prints the same tables
-and writes only bench/results/latest.json.
+the pinning. It takes about 5 minutes with the defaults, 10 with \`--seed-rows\`; \`npm run bench\` without \`--write\`
+prints the same tables and writes only bench/results/latest.json.
 
 \`\`\`text
 ${USAGE}
