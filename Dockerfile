@@ -17,8 +17,8 @@ FROM ${NODE_IMAGE}
 # stays dynamic, so a buffer is reused rather than mapped and faulted in again per hash, which costs a third of a
 # login's CPU (MALLOC_MMAP_THRESHOLD_=1 MiB: 42 ms a verification against 28 ms, same peak RSS).
 # V8 grows its heap with the allocation rate, not the live data: under 50 connections the heap reached 150 MB
-# around ~35 MB of live objects. A heap budget (old space 96 MB, 4 MB semi-spaces) keeps peak RSS near 125 MB at the
-# same throughput; a deployment that holds more (far more connections) raises it through NODE_OPTIONS.
+# around ~35 MB of live objects. A heap budget (old space 96 MB, 4 MB semi-spaces) held the benchmark's peak RSS to
+# 146 MB at the same throughput; a deployment with far more connections in flight raises it through NODE_OPTIONS.
 ENV NODE_ENV=production \
     MALLOC_ARENA_MAX=1 \
     NODE_OPTIONS="--max-semi-space-size=4 --max-old-space-size=96" \
