@@ -10,6 +10,7 @@ import vm from 'node:vm';
 import type { PGlite, PGliteOptions } from '@electric-sql/pglite';
 import { sql } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
+import type pg from 'pg';
 import { schema } from './schema.js';
 import { markUnnamedStatements } from './statements.js';
 
@@ -117,6 +118,7 @@ export async function openPostgres(
     client.on('error', (error) => onConnectionError(withoutClient(error)));
     // A transaction's queries run on the checked-out client, not through the pool.
     if (!named) markUnnamedStatements(client);
+    releaseOnFailedBegin(client);
   });
   // An idle client's error reaches both its own listener (reported there) and the pool's; report it once.
   pool.on('error', () => undefined);
@@ -129,6 +131,28 @@ export async function openPostgres(
       await pool.query('SELECT 1');
     },
     close: () => pool.end(),
+  };
+}
+
+/**
+ * drizzle-orm (0.45) sends a transaction's BEGIN before its try/finally: when BEGIN fails (the connection died
+ * between checkout and BEGIN) the client is never released, and the pool of ten is lost after ten such failures,
+ * every query then waiting for a connection until a restart. Here the client gives itself back, with the error, so
+ * the pool destroys it and opens another; drizzle throws without touching it again.
+ */
+function releaseOnFailedBegin(client: pg.PoolClient): void {
+  const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+  (client as { query: unknown }).query = (...args: unknown[]) => {
+    const result = query(...args);
+    const [first] = args;
+    const text = typeof first === 'string' ? first : (first as { text?: unknown } | undefined)?.text;
+    if (result instanceof Promise && typeof text === 'string' && /^\s*begin\b/i.test(text)) {
+      return result.catch((error: unknown) => {
+        client.release(error instanceof Error ? error : true);
+        throw error;
+      });
+    }
+    return result;
   };
 }
 
