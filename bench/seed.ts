@@ -29,7 +29,7 @@ import {
   rotateRefreshToken,
   touchLiveSession,
 } from '../src/modules/sessions/sessions.repository.js';
-import { findCredentialsByEmail, findUserByIdFast, lockCredentials } from '../src/modules/users/users.repository.js';
+import { findCredentialsByEmail, findUsersByIdsFast, lockCredentials } from '../src/modules/users/users.repository.js';
 import { Passwords } from '../src/plugins/passwords.js';
 
 export interface SeedCounts {
@@ -790,7 +790,7 @@ export function refreshSteps(target: Target, at: Date): Step[] {
 /** GET /users/me and POST /auth/login (password, no second factor), as the services run them. */
 function readAndLoginSteps(target: Target, at: Date): Step[] {
   return [
-    { name: '/users/me: user by id', run: (db) => findUserByIdFast(db, target.userId) },
+    { name: '/users/me: users by id, one batch', run: (db) => findUsersByIdsFast(db, [target.userId]) },
     { name: 'login: credentials by email', run: (db) => findCredentialsByEmail(db, target.email) },
     { name: 'login: share-lock credentials', run: (db) => lockCredentials(db, target.userId, 'share') },
     {

@@ -13,6 +13,13 @@ export function uuidv7(nowMs: number): string {
 
 const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** A UUID of any version in the form Postgres prints one (lowercase, hyphenated). */
+export function isUuid(id: string): boolean {
+  return UUID.test(id);
+}
+
 /** The millisecond timestamp of a UUIDv7, or undefined for anything else. */
 export function uuidv7Time(id: unknown): number | undefined {
   if (typeof id !== 'string' || !UUID_V7.test(id)) return undefined;

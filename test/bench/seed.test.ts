@@ -110,7 +110,7 @@ t.test('hot queries are planned on indexes; nothing they write stays', async (t)
   const plans = await explainHotQueries(databaseUrl);
   const names = plans.map((plan) => plan.name);
   for (const expected of [
-    '/users/me: user by id',
+    '/users/me: users by id, one batch',
     'login: credentials by email',
     'refresh: share-lock the user through the token',
   ]) {

@@ -3,7 +3,9 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Clock } from '../../clock.js';
 import type { Database, Executor } from '../../db/client.js';
 import { LastAdmin, NotFound, TokenRevoked } from '../../errors.js';
+import { BatchedLookup } from '../../lib/batched-lookup.js';
 import { decodeCursor, paginate } from '../../lib/cursor.js';
+import { isUuid } from '../../lib/ids.js';
 import type { RequestContext } from '../../lib/request-context.js';
 import type { RoleName } from '../../plugins/authorize.js';
 import type { Passwords } from '../../plugins/passwords.js';
@@ -15,13 +17,14 @@ import {
   deleteUser,
   findCredentialsByEmail,
   findUserById,
-  findUserByIdFast,
+  findUsersByIdsFast,
   insertUser,
   listUsers,
   lockAdminSet,
   lockUser,
   type TokenUserRow,
   toUser,
+  type UserRow,
   updateRoles,
 } from './users.repository.js';
 import type { User, UserList } from './users.schemas.js';
@@ -38,9 +41,13 @@ const isAdmin = (roles: readonly string[]) => roles.includes('admin');
 export class UserService {
   constructor(private readonly deps: UserServiceDeps) {}
 
+  // GET /users/me's reads, coalesced: requests that reach it in the same turn of the event loop share one query.
+  readonly #usersById = new BatchedLookup<UserRow>((ids) => findUsersByIdsFast(this.deps.db, ids));
+
   /** The caller. A deleted user's tokens are deny-listed; should one slip through, it is revoked, not a 404. */
   async me(id: string): Promise<User> {
-    const row = await findUserByIdFast(this.deps.db, id);
+    // Checked here, not by Postgres: a malformed id in a batch would fail the other callers' reads with it.
+    const row = isUuid(id) ? await this.#usersById.load(id) : undefined;
     if (!row) throw new TokenRevoked();
     return toUser(row);
   }
