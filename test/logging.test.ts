@@ -237,3 +237,39 @@ t.test('a full flow, then forced database failures: no secret in the log', async
   }
   t.ok(secrets.size >= 10, `secrets collected (${secrets.size})`);
 });
+
+t.test('one line per completed request, with its id, method, URL, status and time; probes stay silent', async (t) => {
+  const parsed = () => lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+  const linesOf = (requestId: string) => parsed().filter((line) => line.reqId === requestId);
+
+  const jwks = await app.inject({ method: 'GET', url: '/.well-known/jwks.json?probe=1' });
+  const id = String(jwks.headers['x-request-id']);
+  const completed = linesOf(id).filter((line) => line.msg === 'request completed');
+  t.equal(completed.length, 1, 'exactly one completed line');
+  t.match(completed[0], {
+    level: 30,
+    reqId: id,
+    req: { method: 'GET', url: '/.well-known/jwks.json?probe=1', remoteAddress: String },
+    res: { statusCode: 200 },
+    responseTime: Number,
+  });
+  t.ok(
+    linesOf(id).some((line) => line.msg === 'incoming request' && line.level === 20),
+    'the arrival line, at debug',
+  );
+
+  // Written past the redaction (see OneLinePerRequest): the secrets a request carries are not among its fields.
+  const login = await app.inject({
+    method: 'POST',
+    url: '/auth/login',
+    headers: { authorization: 'Bearer not-a-token', cookie: `${COOKIES.access}=cookie-value` },
+    payload: { email: uniqueEmail('nobody'), password: 'a password to keep out' },
+  });
+  const loginLines = JSON.stringify(linesOf(String(login.headers['x-request-id'])));
+  for (const secret of ['not-a-token', 'cookie-value', 'a password to keep out'])
+    t.notOk(loginLines.includes(secret), `no ${secret} in the request's lines`);
+
+  const probe = await app.inject({ method: 'GET', url: '/health/live' });
+  t.equal(probe.statusCode, 200);
+  t.same(linesOf(String(probe.headers['x-request-id'])), [], 'a probe (logLevel warn) writes no line');
+});
