@@ -23,6 +23,7 @@ export interface MemoryResult {
   peakRssMb: number;
   /** Registrations answered 201. */
   registrations: number;
+  initdb?: { peakRssMb: number; seconds: number };
 }
 
 export interface MeasureOptions {
@@ -41,9 +42,41 @@ export interface MeasureResult extends MemoryResult {
   restart?: MemoryResult;
 }
 
-/** Embedded defaults: PGlite and the embedded store, in a temporary data folder. */
-export function measureEmbeddedMemory(log: (line: string) => void): Promise<MemoryResult> {
-  return measureServerMemory(log);
+/**
+ * Embedded defaults: PGlite and the embedded store, in a temporary data folder; and, apart, the initdb process the
+ * server starts once for a new data folder.
+ */
+export async function measureEmbeddedMemory(log: (line: string) => void): Promise<MemoryResult> {
+  const server = await measureServerMemory(log);
+  return { ...server, initdb: await measureInitdb(log) };
+}
+
+/** dist/db/pglite-initdb.js on a new folder, as the server runs it: its peak RSS (it reports its own) and time. */
+export async function measureInitdb(log: (line: string) => void): Promise<{ peakRssMb: number; seconds: number }> {
+  const temp = await mkdtemp(path.join(tmpdir(), 'auth-initdb-'));
+  try {
+    const started = performance.now();
+    const child = spawn(process.execPath, ['dist/db/pglite-initdb.js', path.join(temp, 'pglite')], {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      output += chunk;
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      output += chunk;
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    const seconds = Math.round((performance.now() - started) / 100) / 10;
+    const report = /\{"peakRssKb":(\d+)\}/.exec(output);
+    if (code !== 0 || !report) throw new Error(`pglite-initdb failed (exit code ${code}):\n${output}`);
+    const peakRssMb = Math.round(Number(report[1]) / 1024);
+    log(`initdb in its own process: peak rss ${peakRssMb} MiB, ${seconds} s`);
+    return { peakRssMb, seconds };
+  } finally {
+    await rm(temp, { recursive: true, force: true });
+  }
 }
 
 export async function measureServerMemory(

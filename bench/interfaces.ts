@@ -21,6 +21,8 @@ export interface EmbeddedMemory {
   bootRssMb: number;
   peakRssMb: number;
   registrations: number;
+  /** A new data folder's initdb, which the server runs once in a process of its own (src/db/pglite-initdb.ts). */
+  initdb?: { peakRssMb: number; seconds: number };
 }
 
 /** bench/embedded-memory.ts */

@@ -161,6 +161,12 @@ export function memoryTable(results: Results): string {
           mb(embedded.peakRssMb),
         ],
   );
+  if (!isSkipped(embedded) && embedded.initdb)
+    rows.push([
+      `initdb of a new data folder, its own process, once (${embedded.initdb.seconds} s)`,
+      'n/a',
+      mb(embedded.initdb.peakRssMb),
+    ]);
   return table(['process', 'RSS after boot', 'peak RSS (VmHWM)'], rows);
 }
 
@@ -310,7 +316,8 @@ const METHOD = `## Method
   run, and after the setup and each scenario, to show what raised it. argon2id takes 19 MiB per hash in progress:
   the service runs \`ARGON2_CONCURRENCY\` at once (by default one per CPU it may use, so one when pinned), the
   reference login up to libuv's four. \`bench/embedded-memory.ts\` measures the service on embedded defaults
-  (PGlite, embedded store).
+  (PGlite, embedded store) from a new data folder, and apart the initdb process the service runs once for one
+  (\`src/db/pglite-initdb.ts\`): Postgres's initdb is a program of its own too, and its peak is not the server's.
 - Numbers from a shared machine are noisy: compare runs made on the same machine, and the ratios more than the
   absolute figures.`;
 

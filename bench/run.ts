@@ -445,7 +445,7 @@ async function main(pinning: Pinning): Promise<Results> {
       : [
           atMost(
             'memory.embedded',
-            `peak RSS on embedded defaults (${embedded.registrations} registrations)`,
+            `service peak RSS on embedded defaults, a new data folder (${embedded.registrations} registrations)`,
             embedded.peakRssMb,
             300,
             'MB',

@@ -84,6 +84,7 @@ export const HTTP_TIMEOUTS: HttpTimeouts = {
 };
 
 export const BODY_LIMIT_BYTES = 16 * 1024;
+const EMBEDDED_PLUGIN_TIMEOUT_MS = 120_000;
 
 /**
  * The server's logger: JSON lines, or with `pretty` (the real server on a terminal, outside production) readable
@@ -197,6 +198,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     // A hop count is supported by Fastify (proxy-addr) though its types omit it.
     trustProxy: config.trustProxy as FastifyServerOptions['trustProxy'],
     return503OnClosing: true,
+    // A new embedded data folder waits for initdb in a process of its own (src/db/client.ts): seconds, half a minute
+    // on a loaded machine, past the 10 s Fastify allows a plugin by default.
+    ...(config.databaseUrl ? {} : { pluginTimeout: EMBEDDED_PLUGIN_TIMEOUT_MS }),
     forceCloseConnections: 'idle',
     requestTimeout: timeouts.requestTimeoutMs,
     keepAliveTimeout: timeouts.keepAliveTimeoutMs,

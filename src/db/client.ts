@@ -1,12 +1,13 @@
 // Opens the database: a pg pool for DATABASE_URL, else PGlite in the data folder (one process at a time); migrates.
 // Each driver is imported only when it is used: a server on Postgres never loads PGlite (nor its WebAssembly), and
 // one on PGlite never loads node-postgres.
+
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, unlinkSync } from 'node:fs';
-import { mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, rmdir, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
-import vm from 'node:vm';
 import type { PGlite, PGliteOptions } from '@electric-sql/pglite';
 import { sql } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
@@ -62,9 +63,9 @@ const loadPostgresDriver = once(async () => {
   return { pg, drizzle, migrate };
 });
 
-// All of it up front, before PGlite starts, as when these were static imports. On a new data folder PGlite's initdb
-// blocks the event loop for seconds; an import after it would give the loop a turn, and Fastify's plugin timeout
-// (10 s, a timer) would then fire on a slow machine although the plugin is about to finish.
+// All of it up front, before PGlite starts, as when these were static imports. PGlite's start and migrations block
+// the event loop; an import after them would give the loop a turn, and Fastify's plugin timeout (a timer) would
+// then fire on a slow machine although the plugin is about to finish.
 const loadPgliteDriver = once(async () => {
   useBaselineWasmCompilerOnly();
   const [{ PGlite }, { drizzle }, { migrate }] = await Promise.all([
@@ -266,25 +267,57 @@ export async function pgliteOptions(): Promise<PGliteOptions> {
   };
 }
 
+/** Creates a new cluster in `directory`, in this process: the child's half of createPgliteClusterApart. */
+export async function createPgliteCluster(directory: string): Promise<void> {
+  const [{ PGlite }, options] = await Promise.all([loadPgliteDriver(), pgliteOptions()]);
+  await mkdir(directory, { recursive: true });
+  const client = await PGlite.create(directory, options);
+  await client.close();
+}
+
 /**
- * Runs full garbage collections over the next half second, off the boot's path (unref'd timers). PGlite's initdb,
- * on a new data folder, runs a second Postgres instance beside a copy of its whole heap, several hundred MB in all,
- * which is garbage once the database is created; V8 does not count WebAssembly memories as heap pressure, so an
- * idle server may never collect them (an 850 MB RSS after the first boot, for good). The collections are spread
- * over a few turns of the event loop because V8 frees such memories in a task after the collection that finds
- * them. `gc` is exposed for this only (the flag is turned back off at once), as Jest does for its leak detector.
+ * PGlite's initdb, on a new data folder, in a short-lived process of its own (src/db/pglite-initdb.ts), as
+ * Postgres's own initdb is a program apart from the server. It runs a second Postgres instance and a copy of its
+ * whole heap, over 600 MiB at its peak; in the server's process that peak was the server's, and much of it stayed
+ * resident for good (V8 does not count WebAssembly memories as heap pressure). The cluster is made in a staging
+ * folder and renamed into place once complete, so a start that dies halfway leaves no half-made database behind.
  */
-function collectInitdbGarbage(): void {
-  v8.setFlagsFromString('--expose-gc');
-  const gc = vm.runInNewContext('gc') as () => void;
-  v8.setFlagsFromString('--no-expose-gc');
-  for (const delay of [0, 100, 500]) setTimeout(gc, delay).unref();
+async function createPgliteClusterApart(directory: string): Promise<void> {
+  const staging = `${directory}.initdb`;
+  await rm(staging, { recursive: true, force: true });
+  // The sibling module, as this one runs: compiled (dist/, .js) or under tsx (src/, .ts, with its loader).
+  const extension = path.extname(fileURLToPath(import.meta.url));
+  const script = fileURLToPath(new URL(`./pglite-initdb${extension}`, import.meta.url));
+  const loader = extension === '.ts' ? ['--import', 'tsx'] : [];
+  const { code, stderr } = await new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
+    const child = spawn(process.execPath, [...loader, script, staging], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let output = '';
+    child.stderr.on('data', (chunk: Buffer) => {
+      output = (output + chunk).slice(-4_000);
+    });
+    child.once('error', reject);
+    child.once('close', (exitCode) => resolve({ code: exitCode, stderr: output }));
+  });
+  if (code !== 0) {
+    await rm(staging, { recursive: true, force: true });
+    throw new Error(`creating the embedded database in ${directory} failed (initdb exit code ${code}):\n${stderr}`);
+  }
+  // Only an empty folder is replaced: files without a PG_VERSION are not ours to delete.
+  await rmdir(directory).catch(async (error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return;
+    await rm(staging, { recursive: true, force: true });
+    if (error.code !== 'ENOTEMPTY' && error.code !== 'EEXIST') throw error;
+    throw new Error(
+      `${directory} holds files but no database (no PG_VERSION): move it away, and the next start creates a new one`,
+    );
+  });
+  await rename(staging, directory);
 }
 
 export async function openPglite(dataDir: string): Promise<DatabaseHandle> {
   const folder = path.resolve(dataDir);
   const directory = path.join(folder, 'pglite');
-  await mkdir(directory, { recursive: true });
+  await mkdir(folder, { recursive: true });
   // PGlite is single-process: a second process on the same files diverges silently. Refuse it up front.
   const unlock = await lockDataDir(folder);
   let client: PGlite;
@@ -293,10 +326,9 @@ export async function openPglite(dataDir: string): Promise<DatabaseHandle> {
     const [driver, options] = await Promise.all([loadPgliteDriver(), pgliteOptions()]);
     const { PGlite } = driver;
     drizzlePglite = driver.drizzle;
-    // PGlite's own test for an existing cluster; without one, create() runs initdb first.
-    const created = !existsSync(path.join(directory, 'PG_VERSION'));
+    // PGlite's own test for an existing cluster; without one, create() would run initdb here.
+    if (!existsSync(path.join(directory, 'PG_VERSION'))) await createPgliteClusterApart(directory);
     client = await PGlite.create(directory, options);
-    if (created) collectInitdbGarbage();
   } catch (error) {
     await unlock();
     throw error;
