@@ -56,18 +56,7 @@ export async function measureInitdb(log: (line: string) => void): Promise<{ peak
   const temp = await mkdtemp(path.join(tmpdir(), 'auth-initdb-'));
   try {
     const started = performance.now();
-    const child = spawn(process.execPath, ['dist/db/pglite-initdb.js', path.join(temp, 'pglite')], {
-      cwd: root,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      output += chunk;
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      output += chunk;
-    });
-    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    const { code, output } = await runNode(['dist/db/pglite-initdb.js', path.join(temp, 'pglite')]);
     const seconds = Math.round((performance.now() - started) / 100) / 10;
     const report = /\{"peakRssKb":(\d+)\}/.exec(output);
     if (code !== 0 || !report) throw new Error(`pglite-initdb failed (exit code ${code}):\n${output}`);
@@ -178,20 +167,22 @@ async function measureRun(
 
 /** `npm start`'s prestart: compiles src/ into dist/ only when dist/ is stale. */
 async function ensureBuilt(log: (line: string) => void): Promise<void> {
-  const child = spawn(process.execPath, ['scripts/build-if-stale.mjs'], {
-    cwd: root,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout.on('data', (chunk: Buffer) => {
-    output += chunk;
-  });
-  child.stderr.on('data', (chunk: Buffer) => {
-    output += chunk;
-  });
-  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  const { code, output } = await runNode(['scripts/build-if-stale.mjs']);
   if (code !== 0) throw new Error(`build-if-stale failed (exit code ${code}):\n${output}`);
   if (output.trim() !== '') log(output.trim());
+}
+
+/** A Node script in the repository, to its end: exit code, stdout and stderr together. */
+async function runNode(args: string[]): Promise<{ code: number | null; output: string }> {
+  const child = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  const collect = (chunk: Buffer) => {
+    output += chunk;
+  };
+  child.stdout.on('data', collect);
+  child.stderr.on('data', collect);
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  return { code, output };
 }
 
 async function memoryOf(pid: number): Promise<{ rssMb: number; hwmMb: number }> {
