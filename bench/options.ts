@@ -18,8 +18,6 @@ export interface Options {
   seed: SeedCounts | undefined;
   /** Rounds of each scenario on the seeded database (BENCH_SEED_ROUNDS). */
   seedRounds: number;
-  /** Idle seconds between the end of the seed and the seeded service's start (BENCH_SEED_SETTLE_SECONDS). */
-  seedSettleSeconds: number;
   /** --no-embedded: skip the embedded-defaults memory measurement. */
   embedded: boolean;
   /** --only=id,id: run only these scenarios (for development; not with --write). */
@@ -35,7 +33,7 @@ export const USAGE = `usage: npm run bench -- [--write] [--seed-rows[=users,sess
   --no-embedded  skip the embedded-defaults memory measurement (bench/embedded-memory.ts)
   --only=ids     only these scenarios: authenticated, users-me, login, refresh, mixed (not with --write)
 environment: BENCH_SECONDS (8), BENCH_ROUNDS (3), BENCH_CONNECTIONS (50), BENCH_LOGIN_CONNECTIONS (10),
-  BENCH_WARMUP_SECONDS (2), BENCH_SEED_ROUNDS (BENCH_ROUNDS - 1, at least 1), BENCH_SEED_SETTLE_SECONDS (60)`;
+  BENCH_WARMUP_SECONDS (2), BENCH_SEED_ROUNDS (BENCH_ROUNDS - 1, at least 1)`;
 
 function positiveInteger(name: string, raw: string | undefined, fallback: number, minimum = 1): number {
   if (raw === undefined || raw.trim() === '') return fallback;
@@ -82,7 +80,6 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
     write,
     seed,
     seedRounds: positiveInteger('BENCH_SEED_ROUNDS', env.BENCH_SEED_ROUNDS, Math.max(1, rounds - 1)),
-    seedSettleSeconds: positiveInteger('BENCH_SEED_SETTLE_SECONDS', env.BENCH_SEED_SETTLE_SECONDS, 60, 0),
     embedded,
     only,
   };

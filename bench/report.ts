@@ -38,8 +38,6 @@ export type Skipped = { skipped: string };
 export interface SeededResult {
   counts: SeedCounts;
   seedSeconds: number;
-  /** Idle wait between the seed and the seeded service's start (absent in runs made before it existed). */
-  settleSeconds?: number;
   rounds: number;
   scenarios: SeededScenario[];
   plans: { name: string; plan: string }[];
@@ -209,8 +207,7 @@ function seededSection(results: Results): string {
   return [
     `After the empty-database run, bench/seed.ts loaded ${count(counts.users)} users, ${count(counts.sessions)} sessions and ` +
       `${count(counts.refreshTokens)} refresh tokens with COPY into the same database (${oneDecimal.format(seeded.seedSeconds)} s, ` +
-      `then ANALYZE), ${seeded.settleSeconds ? `the machine was left idle for ${seeded.settleSeconds} s (the aftermath of the load: without the wait, /users/me rose from 75-81% to 88-100% of its empty figure over four back-to-back rounds), ` : ''}` +
-      `the service was restarted, and each scenario ran ${seeded.rounds} round(s) against it. ` +
+      `then ANALYZE), the service was restarted, and each scenario ran ${seeded.rounds} round(s) against it. ` +
       `Target: at least 85% of its empty-database req/s.`,
     seededTable(seeded),
     '## EXPLAIN plans of the hot queries (seeded database)',

@@ -231,13 +231,6 @@ async function seedAndRerun(context: {
   await client.connect();
   await client.query('ANALYZE').finally(() => client.end());
   const seedSeconds = (Date.now() - seedStarted) / 1000;
-  // Right after loading ~20 million rows the machine is still settling (measured: /users/me rose from 75-81% to
-  // 88-100% of its empty figure over four back-to-back rounds; a seed of a few rows showed no dip): a database that
-  // grew over years has no such aftermath, so the seeded rounds wait it out, idle, and the wait is reported.
-  if (options.seedSettleSeconds > 0) {
-    log(`seeded in ${Math.round(seedSeconds)} s; ${options.seedSettleSeconds} s idle before the seeded rounds`);
-    await sleep(options.seedSettleSeconds * 1000);
-  }
   log(`seeded in ${Math.round(seedSeconds)} s; restarting the service`);
 
   const service = await context.startService();
@@ -265,14 +258,7 @@ async function seedAndRerun(context: {
   const plans = await seedModule.explainHotQueries(context.databaseUrl);
   const memory = { name: 'service (seeded database)', bootRssMb, peakRssMb: service.memory()?.peakRssMb ?? null };
   return {
-    seeded: {
-      counts: context.counts,
-      seedSeconds,
-      settleSeconds: options.seedSettleSeconds,
-      rounds: options.seedRounds,
-      scenarios: results,
-      plans,
-    },
+    seeded: { counts: context.counts, seedSeconds, rounds: options.seedRounds, scenarios: results, plans },
     memory,
   };
 }
