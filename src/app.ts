@@ -139,6 +139,10 @@ export function redactTokenParameter(url: string): string {
   return url.replace(/([?&]token=)[^&#]*/gi, '$1[redacted]');
 }
 
+// pino's loggers have it; Fastify's type and its no-op logger (`logger: false`) do not.
+const levelEnabled = (log: FastifyBaseLogger, level: string) =>
+  (log as Partial<{ isLevelEnabled(level: string): boolean }>).isLevelEnabled?.(level) !== false;
+
 /**
  * Logging is a measurable share of a cheap request's cost: one line per request at info, written when it completes
  * and carrying the request's method and URL, and the line on arrival at debug only. A route's own `logLevel` still
@@ -149,10 +153,6 @@ export function redactTokenParameter(url: string): string {
  * out, host, address, port; status), none of which a redaction path names. Every other line, the errored one
  * included (an error can carry anything), keeps the redaction.
  */
-// pino's loggers have it; Fastify's type and its no-op logger (`logger: false`) do not.
-const levelEnabled = (log: FastifyBaseLogger, level: string) =>
-  (log as Partial<{ isLevelEnabled(level: string): boolean }>).isLevelEnabled?.(level) !== false;
-
 class OneLinePerRequest extends LogController {
   #accessLog: FastifyBaseLogger | undefined;
 
