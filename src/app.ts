@@ -154,9 +154,10 @@ const levelEnabled = (log: FastifyBaseLogger, level: string) =>
  * included (an error can carry anything), keeps the redaction.
  */
 class OneLinePerRequest extends LogController {
-  #accessLog: FastifyBaseLogger | undefined;
+  // Set by buildApp as soon as the app's logger exists, before any request can complete.
+  #accessLog!: FastifyBaseLogger;
 
-  /** The app's logger without redaction paths, for the completed line; until set, the request's logger is used. */
+  /** The app's logger without redaction paths, for the completed line. */
   useAccessLogger(log: FastifyBaseLogger): void {
     this.#accessLog = log;
   }
@@ -168,9 +169,7 @@ class OneLinePerRequest extends LogController {
   override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
     if (error)
       reply.log.error({ req: request, res: reply, err: error, responseTime: reply.elapsedTime }, 'request errored');
-    else if (this.#accessLog === undefined) {
-      reply.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed');
-    } else if (levelEnabled(reply.log, 'info')) {
+    else if (levelEnabled(reply.log, 'info')) {
       // The request logger's one binding, so the line reads as before.
       this.#accessLog.info(
         { reqId: request.id, req: request, res: reply, responseTime: reply.elapsedTime },

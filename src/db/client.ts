@@ -1,7 +1,6 @@
 // Opens the database: a pg pool for DATABASE_URL, else PGlite in the data folder (one process at a time); migrates.
 // Each driver is imported only when it is used: a server on Postgres never loads PGlite (nor its WebAssembly), and
 // one on PGlite never loads node-postgres.
-
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, unlinkSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, rmdir, unlink, writeFile } from 'node:fs/promises';
