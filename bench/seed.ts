@@ -19,15 +19,13 @@ import { listLiveRevocations, pruneRevocations } from '../src/modules/revocation
 import { insertSecurityEvent, listSecurityEvents } from '../src/modules/security-events/security-events.repository.js';
 import { pruneExpired, REVOKED_SESSION_RETENTION_MS } from '../src/modules/sessions/housekeeping.js';
 import {
-  findRefreshToken,
+  findTokenOwner,
   insertRefreshToken,
   insertSession,
   listLiveSessions,
-  lockTokenUser,
   pruneSessions,
   revokeSessionRow,
   rotateRefreshToken,
-  touchLiveSession,
 } from '../src/modules/sessions/sessions.repository.js';
 import { findCredentialsByEmail, findUsersByIdsFast, lockCredentials } from '../src/modules/users/users.repository.js';
 import { Passwords } from '../src/plugins/passwords.js';
@@ -764,26 +762,22 @@ export interface Step {
 }
 
 /**
- * The refresh path of SessionService.refresh for a live, unused token, statement by statement. Kept apart: that path
- * is being rewritten to fewer statements, and this list must follow it.
+ * The refresh path of SessionService.refresh for a live, unused token: the statements inside rotate_refresh_token
+ * are planned through auto_explain (see explainingClient), each on its own line.
  */
 export function refreshSteps(target: Target, at: Date): Step[] {
-  const child = sha256(randomToken());
+  const rotation = {
+    tokenHash: target.tokenHash,
+    at,
+    childHash: sha256(randomToken()),
+    childExpiresBy: new Date(at.getTime() + DAY),
+  };
   return [
-    // The common path's three statements between BEGIN and COMMIT (src/modules/sessions/sessions.service.ts).
-    { name: 'refresh: share-lock the user through the token', run: (db) => lockTokenUser(db, target.tokenHash) },
-    { name: 'refresh: lock the live session by touching it', run: (db) => touchLiveSession(db, target.sessionId, at) },
-    {
-      name: 'refresh: read, mark and replace the token',
-      run: (db) =>
-        rotateRefreshToken(
-          db,
-          { tokenHash: target.tokenHash, sessionId: target.sessionId, at },
-          { tokenHash: child, expiresAt: new Date(at.getTime() + DAY) },
-        ),
-    },
-    // Inside the reuse grace interval, the child is found again by its hash.
-    { name: 'refresh (grace): find child token', run: (db) => findRefreshToken(db, child) },
+    // A cookie's CSRF check needs the session first (src/modules/sessions/sessions.service.ts).
+    { name: "refresh (cookie): the token's session", run: (db) => findTokenOwner(db, target.tokenHash) },
+    { name: 'refresh: rotate, first use', run: (db) => rotateRefreshToken(db, rotation) },
+    // Presented again: inside the grace interval the child is found again by its hash.
+    { name: 'refresh: rotate, presented again', run: (db) => rotateRefreshToken(db, rotation) },
   ];
 }
 
@@ -866,17 +860,58 @@ async function pickTarget(client: pg.ClientBase): Promise<Target> {
 }
 
 /**
+ * auto_explain, loaded into this connection, sends the plan of every statement a function runs as a NOTICE: the
+ * only way to see the plans inside rotate_refresh_token. False when it cannot be loaded (not a superuser).
+ */
+async function explainNestedStatements(client: pg.ClientBase): Promise<boolean> {
+  try {
+    await client.query("LOAD 'auto_explain'");
+  } catch {
+    return false;
+  }
+  for (const [name, value] of Object.entries({
+    log_min_duration: '0',
+    log_analyze: 'on',
+    log_buffers: 'on',
+    log_nested_statements: 'on',
+    log_level: 'notice',
+  })) {
+    await client.query(`SET auto_explain.${name} = ${value}`);
+  }
+  return true;
+}
+
+/** An auto_explain notice as `<query>\n<plan>`; undefined for the EXPLAIN itself (its plan is in its result). */
+function nestedPlan(message: string): string | undefined {
+  const lines = message.split('\n').slice(1);
+  const planStart = lines.findIndex((line) => line.includes('(cost='));
+  const query = lines
+    .slice(0, planStart)
+    .join('\n')
+    .replace(/^Query Text: /, '');
+  if (planStart < 0 || query.startsWith('EXPLAIN')) return undefined;
+  return `${query}\n${lines.slice(planStart).join('\n')}`;
+}
+
+/**
  * A drizzle client that answers every statement with no rows after running it under EXPLAIN (ANALYZE, BUFFERS):
- * EXPLAIN ANALYZE executes it, so the statements of a path change the data as the path does, once each.
+ * EXPLAIN ANALYZE executes it, so the statements of a path change the data as the path does, once each. The plans
+ * of what a function runs (see explainNestedStatements) follow its own.
  */
 function explainingClient(client: pg.ClientBase, plans: string[]) {
+  const nested: string[] = [];
+  client.on('notice', (notice) => {
+    const plan = nestedPlan(notice.message ?? '');
+    if (plan) nested.push(plan);
+  });
   return {
     // drizzle and the service's named statements (src/db/statements.ts) both pass a query config.
     async query(config: { text: string; values?: unknown[] } | string, params?: unknown[]) {
       const text = typeof config === 'string' ? config : config.text;
       const values = params ?? (typeof config === 'string' ? [] : config.values);
+      nested.length = 0;
       const explained = await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN (ANALYZE, BUFFERS) ${text}`, values);
-      plans.push(`${text}\n${explained.rows.map((row) => row['QUERY PLAN']).join('\n')}`);
+      plans.push(`${text}\n${explained.rows.map((row) => row['QUERY PLAN']).join('\n')}`, ...nested);
       return { rows: [], rowCount: 0, command: '', oid: 0, fields: [] };
     },
   };
@@ -893,6 +928,7 @@ async function explainSteps(databaseUrl: string, stepsFor: (target: Target, at: 
   const client = await connect(databaseUrl);
   try {
     const steps = stepsFor(await pickTarget(client), new Date());
+    await explainNestedStatements(client);
     const plans: string[] = [];
     const db = drizzle({ client: explainingClient(client, plans) as never, schema }) as unknown as Database;
     const results: Plan[] = [];

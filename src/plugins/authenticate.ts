@@ -22,8 +22,11 @@ export interface PresentedCredential {
   token: string;
   /** `header` and `body` are explicit; a `cookie` rides along with every request of the browser. */
   via: 'header' | 'body' | 'cookie';
-  /** The CSRF rule: a no-op unless the credential is a cookie (then an unsafe method must prove the session). */
-  assertCsrf(sessionId: string): void;
+  /**
+   * The CSRF rule, for a cookie only (an unsafe method must then prove the session): absent for an explicit
+   * credential, which a cross-site request cannot know, so a caller can skip what the check would need.
+   */
+  assertCsrf?: (sessionId: string) => void;
 }
 
 export interface PresentedCredentials {
@@ -63,11 +66,7 @@ export function readCredentials(
   policy: CookiePolicy,
   refreshToken?: string,
 ): PresentedCredentials {
-  const explicit = (token: string, via: 'header' | 'body'): PresentedCredential => ({
-    token,
-    via,
-    assertCsrf: () => undefined,
-  });
+  const explicit = (token: string, via: 'header' | 'body'): PresentedCredential => ({ token, via });
   const cookie = (token: string): PresentedCredential => ({
     token,
     via: 'cookie',
@@ -107,7 +106,7 @@ export default fp(
         const presented = readCredentials(request, cookiePolicy).access;
         if (!presented) throw new TokenMissing();
         const verified = await accessTokens.verify(presented.token);
-        presented.assertCsrf(verified.claims.sid);
+        presented.assertCsrf?.(verified.claims.sid);
         await assertNotRevoked(verified);
         const { claims } = verified;
         request.principal = { userId: claims.sub, sessionId: claims.sid, roles: claims.roles, amr: claims.amr };

@@ -71,112 +71,44 @@ export async function findTokenOwner(
   return row;
 }
 
-// The rotation's statements (see runStatement): the common path of a refresh is BEGIN, these three, COMMIT.
-const LOCK_TOKEN_USER: Statement = {
-  name: 'refresh_lock_token_user',
-  text: `SELECT u.id, u.email, u.name, u.roles, u.email_verified_at AS "emailVerifiedAt",
-      EXISTS (SELECT 1 FROM totp_factors f WHERE f.user_id = u.id AND f.enabled_at IS NOT NULL) AS "mfaEnabled",
-      u.created_at AS "createdAt", u.updated_at AS "updatedAt", u.token_version AS "tokenVersion",
-      t.session_id AS "sessionId"
-    FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id JOIN users u ON u.id = s.user_id
-    WHERE t.token_hash = $1
-    FOR SHARE OF u`,
-};
-
-const TOUCH_LIVE_SESSION: Statement = {
-  name: 'refresh_touch_live_session',
-  text: `UPDATE sessions SET last_used_at = $2
-    WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2
-    RETURNING id, user_id AS "userId", expires_at AS "expiresAt", amr`,
-};
-
+// The whole rotation, in SQL: migrations/0006_rotate_refresh_token.sql (its comment says what it locks and returns).
 const ROTATE_REFRESH_TOKEN: Statement = {
-  name: 'refresh_rotate_token',
-  text: `WITH presented AS (
-      SELECT id, used_at, expires_at FROM refresh_tokens
-      WHERE token_hash = $1 AND session_id = $2 AND revoked_at IS NULL AND expires_at > $3
-    ), first_use AS (
-      UPDATE refresh_tokens SET used_at = $3 FROM presented
-      WHERE refresh_tokens.id = presented.id AND presented.used_at IS NULL
-      RETURNING refresh_tokens.id
-    ), child AS (
-      INSERT INTO refresh_tokens (session_id, parent_id, token_hash, issued_at, expires_at)
-      SELECT $2::uuid, first_use.id, $4::text, $3::timestamptz, $5::timestamptz FROM first_use
-      RETURNING id
-    )
-    SELECT presented.id, presented.used_at AS "usedAt", presented.expires_at AS "expiresAt",
-      (SELECT id FROM child) AS "childId"
-    FROM presented`,
+  name: 'rotate_refresh_token',
+  text: 'SELECT * FROM rotate_refresh_token($1, $2, $3, $4)',
 };
 
-/**
- * The first step of a rotation: the user a refresh token belongs to, share-locked (first in the lock order), with
- * the token's session id. One statement for what would be two reads.
- */
-export async function lockTokenUser(
-  db: Executor,
-  tokenHash: string,
-): Promise<(TokenUserRow & { sessionId: string }) | undefined> {
-  const [row] = await runStatement<TokenUserRow & { sessionId: string }>(db, LOCK_TOKEN_USER, [tokenHash]);
-  return row;
-}
-
-/**
- * Locks a live session by writing its last use: the write takes the row lock the rotation needs, so no separate
- * SELECT ... FOR UPDATE. Nothing (and nothing written) when the session is revoked or past its expiry.
- */
-export async function touchLiveSession(
-  db: Executor,
-  id: string,
-  at: Date,
-): Promise<{ id: string; userId: string; expiresAt: Date; amr: string[] } | undefined> {
-  const [row] = await runStatement<{ id: string; userId: string; expiresAt: Date; amr: string[] }>(
-    db,
-    TOUCH_LIVE_SESSION,
-    [id, at],
-  );
-  return row;
-}
-
-export interface PresentedRefreshToken {
-  id: string;
-  /** When it was first used, before this statement: null means this rotation is its first use. */
+export interface RotatedRefreshToken extends TokenUserRow {
+  sessionId: string;
+  /** The session's, carried into the access token. */
+  amr: string[];
+  /** When the presented token was first used, before this call: null means this call was its first use. */
   usedAt: Date | null;
-  expiresAt: Date;
-  /** The child this statement inserted (first use only). */
-  childId: string | null;
+  /** The child's expiry: the one this call inserted, or the live one its first use made; null when that is gone. */
+  childExpiresAt: Date | null;
 }
 
 /**
- * The rest of a rotation in one statement, for a session the caller holds locked (that lock serialises every
- * writer of its tokens, so the token needs no lock of its own and the read sees the latest commit): reads the
- * presented token if live, and on its first use marks it used and inserts its child. Nothing when the token is
- * unknown, of another session, revoked or expired.
+ * Rotates a refresh token: share-locks its user, locks its live session (writing its last use), and on the token's
+ * first use marks it used and inserts its child. One statement, so one round trip on its own (it commits at once)
+ * and, inside a transaction, locks held to its end. Nothing when the token is unknown, revoked or expired, or its
+ * session is.
  */
 export async function rotateRefreshToken(
   db: Executor,
-  presented: { tokenHash: string; sessionId: string; at: Date },
-  child: { tokenHash: string; expiresAt: Date },
-): Promise<PresentedRefreshToken | undefined> {
-  const { tokenHash, sessionId, at } = presented;
-  const [row] = await runStatement<PresentedRefreshToken>(db, ROTATE_REFRESH_TOKEN, [
+  rotation: { tokenHash: string; at: Date; childHash: string; childExpiresBy: Date },
+): Promise<RotatedRefreshToken | undefined> {
+  const { tokenHash, at, childHash, childExpiresBy } = rotation;
+  const [row] = await runStatement<RotatedRefreshToken>(db, ROTATE_REFRESH_TOKEN, [
     tokenHash,
-    sessionId,
     at,
-    child.tokenHash,
-    child.expiresAt,
+    childHash,
+    childExpiresBy,
   ]);
   return row;
 }
 
 export async function lockSession(db: Executor, sessionId: string): Promise<SessionRow | undefined> {
   const [row] = await db.select().from(sessions).where(eq(sessions.id, sessionId)).for('update');
-  return row;
-}
-
-/** A refresh token by hash, without locking: the caller holds its session locked. */
-export async function findRefreshToken(db: Executor, tokenHash: string): Promise<RefreshTokenRow | undefined> {
-  const [row] = await db.select().from(refreshTokens).where(eq(refreshTokens.tokenHash, tokenHash));
   return row;
 }
 

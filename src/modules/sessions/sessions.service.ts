@@ -15,18 +15,15 @@ import { recordSecurityEvent } from '../security-events/security-events.service.
 import { bumpTokenVersion, lockUser, toUser } from '../users/users.repository.js';
 import type { User } from '../users/users.schemas.js';
 import {
-  findRefreshToken,
   findTokenOwner,
   insertRefreshToken,
   insertSession,
   listLiveSessions,
   lockLiveSessionOfUser,
   lockSession,
-  lockTokenUser,
   revokeSessionRow,
   revokeUserSessions,
   rotateRefreshToken,
-  touchLiveSession,
 } from './sessions.repository.js';
 import type { SessionList } from './sessions.schemas.js';
 
@@ -73,8 +70,6 @@ export interface SessionServiceDeps {
   onReuseDetected?: () => void;
 }
 
-type RefreshOutcome = { kind: 'issued'; user: User; tokens: IssuedTokens } | { kind: 'invalid' } | { kind: 'reused' };
-
 export class SessionService {
   constructor(private readonly deps: SessionServiceDeps) {}
 
@@ -110,56 +105,55 @@ export class SessionService {
   }
 
   /**
-   * Rotation with reuse detection (contract: Refresh rotation and reuse). Locks in the one order every session
-   * writer uses: the user row (shared: a role change or logout-all waits, or is waited for), then the session row,
-   * whose lock serialises every writer of its tokens, so concurrent presentations of one token queue up without
-   * deadlocks. Five round trips on the common path: BEGIN, the user, the session, the token (read, marked, its child
-   * inserted: one statement), COMMIT. `assertCsrf` runs once the session is known and before anything is written.
+   * Rotation with reuse detection (contract: Refresh rotation and reuse). The common path, a token's first use, is
+   * one statement in its own transaction (rotateRefreshToken: the user share-locked, then the session, whose lock
+   * serialises every writer of its tokens). A token presented again within the grace interval gets the same child
+   * back, and nothing is written; after it, the rotation runs again in a transaction that ends the session.
+   * `assertCsrf` (a cookie credential's check; none for a body token) runs before anything is written, on a read
+   * without locks: a refresh token never changes session.
    */
   async refresh(
     presented: string,
     context: RequestContext,
-    assertCsrf: (sessionId: string) => void,
+    assertCsrf?: (sessionId: string) => void,
   ): Promise<{ user: User; tokens: IssuedTokens }> {
-    const { revocations, clock, config } = this.deps;
+    const { db, revocations, clock, config } = this.deps;
     const tokenHash = sha256(presented);
-    const outcome = await revocations.transaction(async (tx, revoke): Promise<RefreshOutcome> => {
-      const user = await lockTokenUser(tx, tokenHash);
-      if (!user) return { kind: 'invalid' };
-      assertCsrf(user.sessionId);
-      const now = clock.now();
-      const at = new Date(now);
-      const session = await touchLiveSession(tx, user.sessionId, at);
-      if (!session) return { kind: 'invalid' };
-      const childToken = this.#childOf(presented);
-      const childExpiresAt = this.#refreshExpiry(session, now);
-      const token = await rotateRefreshToken(
-        tx,
-        { tokenHash, sessionId: session.id, at },
-        { tokenHash: sha256(childToken), expiresAt: new Date(childExpiresAt) },
-      );
-      if (!token) return { kind: 'invalid' };
-      if (token.usedAt === null) {
-        const tokens = this.#pair(user, session, childToken, childExpiresAt, now);
-        return { kind: 'issued', user: toUser(user), tokens };
-      }
-      if (now - token.usedAt.getTime() >= config.refreshReuseInterval * 1000) {
-        // A rotated token presented again: assume it was stolen and end the whole session.
-        await this.end(tx, revoke, session, { type: 'refresh_token_reused', context, at });
-        return { kind: 'reused' };
-      }
-      // Inside the grace interval: the same client racing itself. The one child the first use made, again.
-      const child = await findRefreshToken(tx, sha256(childToken));
-      if (!child || child.revokedAt || child.expiresAt.getTime() <= now) return { kind: 'invalid' };
-      const tokens = this.#pair(user, session, childToken, child.expiresAt.getTime(), now);
-      return { kind: 'issued', user: toUser(user), tokens };
-    });
-    if (outcome.kind === 'invalid') throw new RefreshTokenInvalid();
-    if (outcome.kind === 'reused') {
-      this.deps.onReuseDetected?.();
-      throw new RefreshTokenReused();
+    if (assertCsrf) {
+      const owner = await findTokenOwner(db, tokenHash);
+      if (!owner) throw new RefreshTokenInvalid();
+      assertCsrf(owner.sessionId);
     }
-    return outcome;
+    const childToken = this.#childOf(presented);
+    const now = clock.now();
+    const rotation = {
+      tokenHash,
+      at: new Date(now),
+      childHash: sha256(childToken),
+      childExpiresBy: new Date(now + config.refreshTokenTtl * 1000),
+    };
+    const rotated = await rotateRefreshToken(db, rotation);
+    if (!rotated) throw new RefreshTokenInvalid();
+    // Never negative: another instance's clock may be ahead of ours, and a zero interval must mean no grace at all.
+    const sinceFirstUse = rotated.usedAt === null ? 0 : Math.max(0, now - rotated.usedAt.getTime());
+    if (rotated.usedAt === null || sinceFirstUse < config.refreshReuseInterval * 1000) {
+      // The first use, or the same client racing itself inside the grace interval: the one child, again.
+      if (rotated.childExpiresAt === null) throw new RefreshTokenInvalid();
+      const session = { id: rotated.sessionId, amr: rotated.amr };
+      const tokens = this.#pair(rotated, session, childToken, rotated.childExpiresAt.getTime(), now);
+      return { user: toUser(rotated), tokens };
+    }
+    // A rotated token presented again: assume it was stolen and end the whole session, under the same locks.
+    const ended = await revocations.transaction(async (tx, revoke) => {
+      const locked = await rotateRefreshToken(tx, rotation);
+      if (!locked) return false;
+      const session = { id: locked.sessionId, userId: locked.id };
+      await this.end(tx, revoke, session, { type: 'refresh_token_reused', context, at: rotation.at });
+      return true;
+    });
+    if (!ended) throw new RefreshTokenInvalid();
+    this.deps.onReuseDetected?.();
+    throw new RefreshTokenReused();
   }
 
   /**
@@ -202,8 +196,8 @@ export class SessionService {
    */
   async logout(
     credentials: {
-      accessToken?: { verified: VerifiedAccessToken; assertCsrf(sessionId: string): void };
-      refreshToken?: { token: string; assertCsrf(sessionId: string): void };
+      accessToken?: { verified: VerifiedAccessToken; assertCsrf?: (sessionId: string) => void };
+      refreshToken?: { token: string; assertCsrf?: (sessionId: string) => void };
     },
     context: RequestContext,
   ): Promise<void> {
@@ -216,13 +210,13 @@ export class SessionService {
       if (refreshToken) {
         const owner = await findTokenOwner(tx, sha256(refreshToken.token));
         if (owner) {
-          refreshToken.assertCsrf(owner.sessionId);
+          refreshToken.assertCsrf?.(owner.sessionId);
           sessionIds.add(owner.sessionId);
         }
       }
       if (accessToken) {
         const { claims } = accessToken.verified;
-        accessToken.assertCsrf(claims.sid);
+        accessToken.assertCsrf?.(claims.sid);
         sessionIds.add(claims.sid);
         await revoke.token(claims.jti, claims.exp * 1000);
       }

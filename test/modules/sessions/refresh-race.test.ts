@@ -1,9 +1,11 @@
 // Concurrent presentations of one refresh token with REFRESH_REUSE_INTERVAL=0 (no grace): the row locks serialise
 // them, so exactly one rotation wins and every other presentation is refused, never a 5xx.
+import { randomBytes } from 'node:crypto';
 import { eq } from 'drizzle-orm';
 import t from 'tap';
 import { refreshTokens } from '../../../src/db/schema.js';
-import { buildTestApp } from '../../helpers/app.js';
+import { buildTestApp, makeKeysDir } from '../../helpers/app.js';
+import { TestClock } from '../../helpers/clock.js';
 import {
   assertError,
   codeOf,
@@ -55,3 +57,33 @@ t.test('parallel refreshes of different sessions do not interfere', async (t) =>
     [200, 200, 200, 200, 200],
   );
 });
+
+t.test(
+  'no grace means none across instances: one whose clock is behind the rotating one still sees reuse',
+  async (t) => {
+    // The rotating instance's clock is a second ahead, so the token's first use is in the future of the other's.
+    const now = Date.now();
+    const keysDir = await makeKeysDir(t);
+    const env = { REFRESH_REUSE_INTERVAL: '0', SESSION_SECRET: randomBytes(32).toString('base64url') };
+    const ahead = await buildTestApp(t, { env, keysDir, clock: new TestClock(now + 1000) });
+    const behind = await buildTestApp(t, {
+      env,
+      keysDir,
+      clock: new TestClock(now),
+      databaseUrl: ahead.databaseUrl,
+      redisKeyPrefix: ahead.redisKey(''),
+    });
+    const first = await registerAndLogin(ahead.app);
+    const rotated = await refresh(ahead.app, first.refreshToken);
+    t.equal(rotated.statusCode, 200);
+    assertError(
+      t,
+      await refresh(behind.app, first.refreshToken),
+      401,
+      'REFRESH_TOKEN_REUSED',
+      'on the instance behind',
+    );
+    assertError(t, await refresh(ahead.app, rotated.json().refreshToken), 401, 'REFRESH_TOKEN_INVALID', 'the child');
+    t.ok((await sessionRow(ahead.app, first.sessionId))?.revokedAt, 'session revoked');
+  },
+);
