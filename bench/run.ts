@@ -208,11 +208,19 @@ async function runPair(pair: Pair, load: LoadGenerator, rounds: number, withB = 
   return { a, b };
 }
 
+/**
+ * Seeds the database, restarts the service on it, and runs each seeded scenario in rounds alternating with a second
+ * service on an empty database (the same users, started after the seed), so the two meet the same machine: the
+ * check compares them, and drift since the empty-database run (minutes earlier, before gigabytes were written)
+ * counts for neither.
+ */
 async function seedAndRerun(context: {
   counts: SeedCounts;
   databaseUrl: string;
   startService: () => Promise<Child>;
   stopService: () => Promise<void>;
+  /** The same service on a new, migrated database of its own. */
+  startEmptyService: () => Promise<Child>;
   origins: Origins;
   users: BenchUser[];
   load: LoadGenerator;
@@ -235,26 +243,35 @@ async function seedAndRerun(context: {
 
   const service = await context.startService();
   const bootRssMb = service.memory()?.rssMb ?? null;
-  const origins = { ...context.origins, service: origin(service) };
-  const rerun = (credentials: Credentials) =>
-    scenarios(origins, credentials, options).filter((pair) => selected.some((scenario) => scenario.id === pair.id));
+  const emptyService = await context.startEmptyService();
+  const rerun = (serviceOrigin: string, credentials: Credentials) =>
+    scenarios({ ...context.origins, service: serviceOrigin }, credentials, options).filter((pair) =>
+      selected.some((scenario) => scenario.id === pair.id),
+    );
   // Access tokens from before may be near expiry after a long seed: every credential is made again.
-  const sessions = sessionsFor(rerun(noCredentials), options.seedRounds);
-  const pairs = rerun(await makeCredentials(origins.service, context.users, sessions));
+  const sessions = sessionsFor(rerun(origin(service), noCredentials), options.seedRounds);
+  await registerUsers(origin(emptyService), context.users.length);
+  const pairs = rerun(origin(service), await makeCredentials(origin(service), context.users, sessions));
+  const alongside = rerun(origin(emptyService), await makeCredentials(origin(emptyService), context.users, sessions));
   const results: SeededResult['scenarios'] = [];
   for (const pair of pairs) {
     const empty = selected.find((scenario) => scenario.id === pair.id) as ScenarioResult;
-    const { a } = await runPair(pair, context.load, options.seedRounds, false);
-    const seeded = summarize(pair.a.label, pair.a.server, a);
-    const ratio = seeded.median.rps / empty.a.median.rps;
+    const emptySide = (alongside.find((other) => other.id === pair.id) as Pair).a;
+    const b = { ...emptySide, label: `${emptySide.label}, empty database` };
+    const runs = await runPair({ ...pair, b }, context.load, options.seedRounds);
+    const seeded = summarize(pair.a.label, pair.a.server, runs.a);
+    const emptyAlongside = summarize(b.label, b.server, runs.b);
+    const ratio = seeded.median.rps / emptyAlongside.median.rps;
     results.push({
       id: pair.id,
       title: pair.title,
       empty: empty.a.median,
+      emptyAlongside,
       seeded,
       check: atLeast(`seeded.${pair.id}`, `${pair.title}: seeded req/s vs empty`, ratio, 0.85, 'ratio'),
     });
   }
+  await emptyService.stop();
   const plans = await seedModule.explainHotQueries(context.databaseUrl);
   const memory = { name: 'service (seeded database)', bootRssMb, peakRssMb: service.memory()?.peakRssMb ?? null };
   return {
@@ -416,6 +433,10 @@ async function main(pinning: Pinning): Promise<Results> {
 
   let seeded: Results['seeded'] = null;
   if (options.seed) {
+    const emptyDatabase = await createTestDatabase(servers.databaseUrl);
+    cleanups.push(() => emptyDatabase.drop());
+    // Its own deny-list keys, under the run's prefix (removed at the end with the rest).
+    const emptyEnv = { ...env.all, DATABASE_URL: emptyDatabase.url, REDIS_KEY_PREFIX: `${redisKeyPrefix}empty:` };
     const outcome = await seedAndRerun({
       counts: options.seed,
       databaseUrl: database.url,
@@ -424,6 +445,11 @@ async function main(pinning: Pinning): Promise<Results> {
         return service;
       },
       stopService: () => service.stop(),
+      startEmptyService: () =>
+        startChild('service (empty database)', build.file('bench/service.ts'), {
+          env: emptyEnv,
+          cpu: pinning.serverCpu,
+        }),
       origins,
       users,
       load,
