@@ -759,6 +759,8 @@ interface Target {
 export interface Step {
   name: string;
   run(db: Executor): Promise<unknown>;
+  /** Also plan what the statement runs inside a function (see explainNestedStatements). */
+  nested?: boolean;
 }
 
 /**
@@ -775,9 +777,9 @@ export function refreshSteps(target: Target, at: Date): Step[] {
   return [
     // A cookie's CSRF check needs the session first (src/modules/sessions/sessions.service.ts).
     { name: "refresh (cookie): the token's session", run: (db) => findTokenOwner(db, target.tokenHash) },
-    { name: 'refresh: rotate, first use', run: (db) => rotateRefreshToken(db, rotation) },
+    { name: 'refresh: rotate, first use', run: (db) => rotateRefreshToken(db, rotation), nested: true },
     // Presented again: inside the grace interval the child is found again by its hash.
-    { name: 'refresh: rotate, presented again', run: (db) => rotateRefreshToken(db, rotation) },
+    { name: 'refresh: rotate, presented again', run: (db) => rotateRefreshToken(db, rotation), nested: true },
   ];
 }
 
@@ -861,16 +863,19 @@ async function pickTarget(client: pg.ClientBase): Promise<Target> {
 
 /**
  * auto_explain, loaded into this connection, sends the plan of every statement a function runs as a NOTICE: the
- * only way to see the plans inside rotate_refresh_token. False when it cannot be loaded (not a superuser).
+ * only way to see the plans inside rotate_refresh_token. Returns the switch, off at first (every foreign-key check
+ * of a cascading delete would be a plan too), or undefined when it cannot be loaded (not a superuser).
  */
-async function explainNestedStatements(client: pg.ClientBase): Promise<boolean> {
+async function explainNestedStatements(
+  client: pg.ClientBase,
+): Promise<((on: boolean) => Promise<unknown>) | undefined> {
   try {
     await client.query("LOAD 'auto_explain'");
   } catch {
-    return false;
+    return undefined;
   }
   for (const [name, value] of Object.entries({
-    log_min_duration: '0',
+    log_min_duration: '-1',
     log_analyze: 'on',
     log_buffers: 'on',
     log_nested_statements: 'on',
@@ -878,7 +883,7 @@ async function explainNestedStatements(client: pg.ClientBase): Promise<boolean> 
   })) {
     await client.query(`SET auto_explain.${name} = ${value}`);
   }
-  return true;
+  return (on) => client.query(`SET auto_explain.log_min_duration = ${on ? 0 : -1}`);
 }
 
 /** An auto_explain notice as `<query>\n<plan>`; undefined for the EXPLAIN itself (its plan is in its result). */
@@ -887,6 +892,8 @@ function nestedPlan(message: string): string | undefined {
   const planStart = lines.findIndex((line) => line.includes('(cost='));
   const query = lines
     .slice(0, planStart)
+    // plpgsql blanks out a statement's INTO clause: squeeze the blanks it leaves.
+    .map((line) => line.replace(/^ {8,}/, '    ').replace(/(\S) {2,}/g, '$1 '))
     .join('\n')
     .replace(/^Query Text: /, '');
   if (planStart < 0 || query.startsWith('EXPLAIN')) return undefined;
@@ -928,7 +935,7 @@ async function explainSteps(databaseUrl: string, stepsFor: (target: Target, at: 
   const client = await connect(databaseUrl);
   try {
     const steps = stepsFor(await pickTarget(client), new Date());
-    await explainNestedStatements(client);
+    const explainNested = await explainNestedStatements(client);
     const plans: string[] = [];
     const db = drizzle({ client: explainingClient(client, plans) as never, schema }) as unknown as Database;
     const results: Plan[] = [];
@@ -936,7 +943,9 @@ async function explainSteps(databaseUrl: string, stepsFor: (target: Target, at: 
     try {
       for (const step of steps) {
         plans.length = 0;
+        if (step.nested) await explainNested?.(true);
         await step.run(db);
+        if (step.nested) await explainNested?.(false);
         plans.forEach((plan, i) => {
           results.push({ name: plans.length > 1 ? `${step.name} #${i + 1}` : step.name, plan });
         });
