@@ -8,8 +8,8 @@
 --
 -- No row: the token is unknown, revoked or expired, or its session is. Otherwise one row, the user (with its token
 -- version), the session, and the presented token's "usedAt" before this call:
---   null: its first use; it is now used and its child (child_hash, expiring at child_expires_by or with its session,
---     whichever is first) inserted, with that expiry in "childExpiresAt";
+--   null: its first use; it is now used and its child (p_child_hash, expiring at p_child_expires_by or with its
+--     session, whichever is first) inserted, with that expiry in "childExpiresAt";
 --   a time: it was presented before, and nothing is written but the session's last use; "childExpiresAt" is the
 --     expiry of the child that first use made, or null when that child is gone (revoked or expired).
 CREATE FUNCTION rotate_refresh_token(

@@ -24,7 +24,6 @@ export type SessionRow = typeof sessions.$inferSelect;
 /** A live session of the user: neither revoked nor past its absolute expiry. */
 const liveSessionOf = (userId: string, now: Date) =>
   and(eq(sessions.userId, userId), isNull(sessions.revokedAt), gt(sessions.expiresAt, now));
-export type RefreshTokenRow = typeof refreshTokens.$inferSelect;
 
 export async function insertSession(
   db: Executor,
