@@ -108,9 +108,9 @@ export class SessionService {
    * Rotation with reuse detection (contract: Refresh rotation and reuse). The common path, a token's first use, is
    * one statement in its own transaction (rotateRefreshToken: the user share-locked, then the session, whose lock
    * serialises every writer of its tokens). A token presented again within the grace interval gets the same child
-   * back, and nothing but the session's last use is written; after it, the rotation runs again in a transaction that ends the session.
-   * `assertCsrf` (a cookie credential's check; none for a body token) runs before anything is written, on a read
-   * without locks: a refresh token never changes session.
+   * back, and nothing but the session's last use is written; after it, the rotation runs again in a transaction
+   * that ends the session. `assertCsrf` (a cookie credential's check; none for a body token) runs before anything
+   * is written, on a read without locks: a refresh token never changes session.
    */
   async refresh(
     presented: string,
