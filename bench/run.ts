@@ -336,8 +336,9 @@ async function main(pinning: Pinning): Promise<Results> {
   log('transpiling src/ and bench/ for the server processes');
   const build = await buildForBench(repoRoot);
   cleanups.push(() => build.remove());
-  const startService = () =>
-    startChild('service', build.file('bench/service.ts'), { env: env.all, cpu: pinning.serverCpu });
+  const startServiceAs = (name: string, serviceEnv: Record<string, string>) =>
+    startChild(name, build.file('bench/service.ts'), { env: serviceEnv, cpu: pinning.serverCpu });
+  const startService = () => startServiceAs('service', env.all);
   log('starting the service (migrations run at boot)');
   let service = await startService();
   const serviceBootRss = service.memory()?.rssMb ?? null;
@@ -445,11 +446,7 @@ async function main(pinning: Pinning): Promise<Results> {
         return service;
       },
       stopService: () => service.stop(),
-      startEmptyService: () =>
-        startChild('service (empty database)', build.file('bench/service.ts'), {
-          env: emptyEnv,
-          cpu: pinning.serverCpu,
-        }),
+      startEmptyService: () => startServiceAs('service (empty database)', emptyEnv),
       origins,
       users,
       load,

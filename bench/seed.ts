@@ -3,7 +3,7 @@
 // them, and a check that housekeeping deletes the dead rows. Every row is a pure function of its index (ids, times,
 // state), so each table streams on its own, in batches, with no table held in memory.
 //
-// seedRows loads; explainHotQueries plans (refreshSteps: the refresh path, kept apart to follow its rewrite);
+// seedRows loads; explainHotQueries plans (refreshSteps: the refresh path, inside its SQL function too);
 // tableSizes measures; checkHousekeeping prunes (destructive: last). SEEDED_PASSWORD logs in seededUserEmail(i).
 import { hash as digest, randomInt } from 'node:crypto';
 import { Readable } from 'node:stream';
